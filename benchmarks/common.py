@@ -1,0 +1,41 @@
+"""Shared by every benchmark: the machine description and appending a section to BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}{gpu}"
+    )
+
+
+def append_section(title: str, body: str) -> None:
+    """Append `## title` with machine, date and command, then `body` (markdown) to BENCHMARKS.md."""
+    cmd = "python " + " ".join([Path(sys.argv[0]).relative_to(ROOT).as_posix(), *sys.argv[1:]])
+    header = "" if RESULTS.exists() else "# Benchmarks\n\nEach section was written by the command it names.\n"
+    date = datetime.date.today().isoformat()
+    with open(RESULTS, "a") as f:
+        f.write(f"{header}\n## {title}\n\n- date: {date}\n- machine: {machine()}\n- command: `{cmd}`\n\n")
+        f.write(body.rstrip() + "\n")
+    print(f"appended '{title}' to {RESULTS}")

@@ -1,0 +1,1 @@
+"""The `dialect` command: one module per command group, argument parsing only."""

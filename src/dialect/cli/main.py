@@ -1,0 +1,43 @@
+"""Entry point of the `dialect` command.
+
+Bad user input (DialectError) prints one line `dialect: error: ...` to stderr and exits with 2;
+Ctrl-C exits with 130. Neither shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import dialect
+from dialect.core.errors import DialectError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dialect.cli import train, world
+
+    parser = argparse.ArgumentParser(prog="dialect", description=dialect.__doc__.strip().splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dialect {dialect.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    world.add_parser(sub)
+    train.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models come from local paths
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DialectError as exc:
+        print(f"dialect: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dialect: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Which autocast dtype a run uses.
+
+bf16 autocast on CUDA; on CPU only where the processor has native bf16 arithmetic (AVX512-BF16 or
+AMX). On a CPU without it PyTorch emulates bf16 and is far slower than fp32: measured on this
+project's 2-core AMD EPYC dev machine (AVX2 only), a 4-layer width-256 transformer training step
+took 15.9 s under bf16 autocast vs 0.82 s in fp32 (`benchmarks/bench_precision.py` re-measures
+it on any machine and writes BENCHMARKS.md). Quantizers run their lookups in fp32 regardless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from dialect.core.errors import DialectError
+
+
+def cpu_has_native_bf16() -> bool:
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' | 'fp32' | 'bf16' -> 'fp32' or 'bf16' for this device."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise DialectError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """Context manager for the forward pass at the resolved precision."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
