@@ -25,6 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: DialectError) -> str:
+    """The user-facing sentence; a DataLoader worker re-raises it wrapped in its traceback text."""
+    text = str(exc).strip()
+    if text.startswith("Caught "):
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models come from local paths
     parser = build_parser()
@@ -32,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DialectError as exc:
-        print(f"dialect: error: {exc}", file=sys.stderr)
+        print(f"dialect: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dialect: interrupted", file=sys.stderr)

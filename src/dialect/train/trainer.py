@@ -30,6 +30,7 @@ from tqdm import tqdm
 from dialect.core.config import save_yaml
 from dialect.core.errors import DialectError
 from dialect.core.images import save_grid
+from dialect.data.build import build_loader
 from dialect.data.sample import SkipCounter, collate
 from dialect.train import distributed as D
 from dialect.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -148,16 +149,10 @@ class Trainer:
 
     # ---------------------------------------------------------------- data
     def _loader(self) -> DataLoader:
-        common = dict(
-            batch_size=self.local_batch,
-            collate_fn=collate,
-            num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
-        )
         if isinstance(self.dataset, IterableDataset):
             if hasattr(self.dataset, "load_state_dict"):
                 self.dataset.load_state_dict({"consumed": self.batches_seen * self.local_batch})
-            return DataLoader(self.dataset, **common)
+            return build_loader(self.dataset, self.local_batch, self.cfg.num_workers)
         sampler = ResumableSampler(
             len(self.dataset),
             self.cfg.batch_size,
@@ -166,7 +161,7 @@ class Trainer:
             seed=self.cfg.seed,
             start_batch=self.batches_seen,
         )
-        return DataLoader(self.dataset, sampler=sampler, **common)
+        return build_loader(self.dataset, self.local_batch, self.cfg.num_workers, sampler=sampler)
 
     def _next_batch(self, it) -> dict:
         """Next non-empty local batch; files the collate skipped are counted and reported."""

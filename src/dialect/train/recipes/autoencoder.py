@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 
 from dialect.data.build import DataConfig, build_dataset
 from dialect.encoders.pixel import PixelAutoencoder, PixelAutoencoderConfig
-from dialect.train import distributed as D
-from dialect.train.checkpoint import seed_everything
 from dialect.train.config import TrainConfig
-from dialect.train.trainer import Trainer
+from dialect.train.recipes.common import run_training
 from dialect.world import WorldConfig
 
 
@@ -22,12 +20,4 @@ class AutoencoderRun:
 
 
 def train(cfg: AutoencoderRun) -> dict:
-    dist = D.init_distributed(cfg.train.device)
-    try:
-        seed_everything(cfg.train.seed)  # same init on every rank (DDP also broadcasts rank 0's)
-        model = PixelAutoencoder(cfg.model)
-        dataset = build_dataset(cfg.data, cfg.world)
-        seed_everything(cfg.train.seed + dist.rank)
-        return Trainer(model, dataset, cfg.train, run_config=cfg, dist=dist).fit()
-    finally:
-        D.cleanup()
+    return run_training(cfg, lambda: (PixelAutoencoder(cfg.model), build_dataset(cfg.data, cfg.world)))

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, ShapeWorld benchmarks, probes and retrieval."""

@@ -1,0 +1,148 @@
+"""The transformer core, written once: RMSNorm, SwiGLU, attention on SDPA, pre-norm blocks.
+
+Every transformer in the project (the teacher ViT, the TA-Tok decoder, the de-tokenizers, the
+unified LM) is a stack of :class:`Block`. Attention takes an optional rotary table, a causal flag
+or an explicit mask, and an optional per-layer key/value cache for incremental decoding.
+Shapes: x (B, T, dim); q, k, v (B, heads, T, head_dim).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dialect.nn.rope import apply_rope
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+class SwiGLU(nn.Module):
+    """W2 (silu(W1 x) * W3 x); hidden defaults to 8/3 * dim rounded up to a multiple of 32."""
+
+    def __init__(self, dim: int, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or 32 * ((int(dim * 8 / 3) + 31) // 32)
+        self.w13 = nn.Linear(dim, 2 * hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.w13(x).chunk(2, dim=-1)
+        return self.w2(F.silu(a) * b)
+
+
+@dataclass
+class KVCache:
+    """Keys/values of one layer for positions [0, length): (B, heads, capacity, head_dim)."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+    length: int = 0
+
+    @classmethod
+    def empty(cls, batch: int, heads: int, capacity: int, head_dim: int, device, dtype) -> KVCache:
+        shape = (batch, heads, capacity, head_dim)
+        return cls(
+            torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype)
+        )
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = k.shape[2]
+        if self.length + t > self.k.shape[2]:
+            raise ValueError(f"KV cache full: {self.length} + {t} > capacity {self.k.shape[2]}")
+        self.k[:, :, self.length : self.length + t] = k
+        self.v[:, :, self.length : self.length + t] = v
+        self.length += t
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int, qk_norm: bool = False) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by {heads} heads")
+        self.heads, self.head_dim = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        causal: bool = False,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """x (B, T, dim); rope tables cover these T positions; mask broadcasts to (B, heads, T, S)
+        (True = attend). With a cache, x holds only the new positions and attends to all cached."""
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(k, v)
+            if causal and mask is None and T > 1:
+                # new query i sits at position past + i and sees keys [0, past + i]
+                mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(past)
+            causal = causal and mask is None and T > 1
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
+        return self.proj(out.transpose(1, 2).reshape(B, T, -1))  # (B, T, dim)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_hidden: int | None = None, qk_norm: bool = False) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(dim)
+        self.attn = Attention(dim, heads, qk_norm)
+        self.norm2 = RMSNorm(dim)
+        self.mlp = SwiGLU(dim, mlp_hidden)
+
+    def forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), **attn_kwargs)
+        return x + self.mlp(self.norm2(x))
+
+
+class Stack(nn.Module):
+    """`depth` blocks then a final RMSNorm: (B, T, dim) -> (B, T, dim)."""
+
+    def __init__(
+        self, dim: int, depth: int, heads: int, mlp_hidden: int | None = None, qk_norm: bool = False
+    ):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_hidden, qk_norm) for _ in range(depth))
+        self.norm = RMSNorm(dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        causal: bool = False,
+        mask: torch.Tensor | None = None,
+        caches: list[KVCache] | None = None,
+        return_hidden: int | None = None,
+    ) -> torch.Tensor:
+        """`return_hidden=i` returns the output of block i (0-based, before the final norm) instead
+        of the normed top, as encoders that read an inner layer need (e.g. the penultimate)."""
+        for i, block in enumerate(self.blocks):
+            cache = caches[i] if caches is not None else None
+            x = block(x, rope=rope, causal=causal, mask=mask, cache=cache)
+            if return_hidden is not None and i == return_hidden:
+                return x
+        return self.norm(x)
