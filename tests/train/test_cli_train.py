@@ -57,7 +57,7 @@ def test_bad_configs_give_one_line_and_exit_2(tmp_path):
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("dialect: error:"), r.stderr
-    assert "line 2" in _dialect("train", "autoencoder", "--config", str(bad)).stderr
+    assert "bad.yaml (line 3" in _dialect("train", "autoencoder", "--config", str(bad)).stderr
 
 
 def test_print_config_resolves_preset_and_overrides():

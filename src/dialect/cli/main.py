@@ -36,7 +36,13 @@ def _one_line(exc: DialectError) -> str:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models come from local paths
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may come after options too (`train x --preset tiny a=1 --print-config b=2`)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except DialectError as exc:
