@@ -140,3 +140,10 @@ def test_bad_folders(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "nothing-like-this"}))
     with pytest.raises(DialectError, match="no token-embedding table"):
         load_token_embeddings(tmp_path, tokens=["a"])
+
+
+def test_words_rule_puts_multi_letter_words_before_single_characters():
+    tokens = ["[PAD]", "a", "α", "##s", "the", "of", "x", "cat", "3d"]
+    rows, words = select_rows(tokens, 5, rule="words")
+    assert words == ["the", "of", "cat", "a", "α"]
+    assert rows == [4, 5, 7, 1, 2]

@@ -149,7 +149,8 @@ def select_rows(
     Special tokens (declared ones, "", and bracketed ones such as [PAD] [UNK] [CLS] [SEP] [MASK]
     [unusedN] <s> <|endoftext|>) are never chosen. Rules:
     - "words" (default): whole alphabetic words in vocabulary order, i.e. tokens that are not "##"
-      continuation pieces and whose text is `str.isalpha()`. In a vocabulary that marks word starts
+      continuation pieces and whose text is `str.isalpha()`, words of two or more letters first
+      (in vocabulary order), then single letters. In a vocabulary that marks word starts
       (over a tenth of the tokens begin with "Ġ" or "▁", as in GPT-2/Qwen/Llama), only marked
       tokens are whole words and the marker is ignored for the alphabetic test. Only if fewer than
       K words exist, the remaining non-special tokens follow in vocabulary order; the words come
@@ -171,6 +172,11 @@ def select_rows(
     else:
         marked = sum(tokens[i].startswith(WORD_MARKERS) for i in usable) * 10 > len(usable)
         words = [i for i in usable if _is_word(tokens[i], marked)]
+        # Multi-letter words first: a WordPiece vocabulary lists every single character of every
+        # script before its words, and those would fill small codebooks with letters like "α".
+        words = [i for i in words if len(token_word(tokens[i])) > 1] + [
+            i for i in words if len(token_word(tokens[i])) == 1
+        ]
         chosen = set(words[:k])
         rows = words[:k] + [i for i in usable if i not in chosen][: max(0, k - len(words))]
     return rows, [tokens[i] for i in rows]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dialect.core.errors import DialectError
-from dialect.train.recipes import autoencoder, encoder
+from dialect.train.recipes import autoencoder, encoder, tatok
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "autoencoder": Recipe(autoencoder.AutoencoderRun, autoencoder.train),
     "encoder": Recipe(encoder.EncoderRun, encoder.train),
+    "tatok": Recipe(tatok.TATokRun, tatok.train),
 }
 
 
