@@ -46,7 +46,7 @@ def _batches(kind: str, n: int):
     g = torch.Generator().manual_seed(0)
     for _ in range(n):
         if kind == "autoencoder":
-            img = torch.rand(32, 3, 1, 1, generator=g).expand(32, 3, 64, 64).clone() * 2 - 1
+            img = torch.rand(8, 3, 1, 1, generator=g).expand(8, 3, 64, 64).clone() * 2 - 1
             img[:, :, 16:48, 16:48] *= -1
             yield {"image": img}
         else:  # a learnable sequence: arithmetic progressions mod 512

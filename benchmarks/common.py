@@ -32,7 +32,7 @@ def machine() -> str:
 
 def append_section(title: str, body: str) -> None:
     """Append `## title` with machine, date and command, then `body` (markdown) to BENCHMARKS.md."""
-    cmd = "python " + " ".join([Path(sys.argv[0]).relative_to(ROOT).as_posix(), *sys.argv[1:]])
+    cmd = "python " + " ".join([Path(sys.argv[0]).resolve().relative_to(ROOT).as_posix(), *sys.argv[1:]])
     header = "" if RESULTS.exists() else "# Benchmarks\n\nEach section was written by the command it names.\n"
     date = datetime.date.today().isoformat()
     with open(RESULTS, "a") as f:

@@ -15,13 +15,14 @@ from dialect.core.errors import DialectError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dialect.cli import train, world
+    from dialect.cli import tokenize, train, world
 
     parser = argparse.ArgumentParser(prog="dialect", description=dialect.__doc__.strip().splitlines()[0])
     parser.add_argument("--version", action="version", version=f"dialect {dialect.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     world.add_parser(sub)
     train.add_parser(sub)
+    tokenize.add_parser(sub)
     return parser
 
 

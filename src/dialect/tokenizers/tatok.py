@@ -171,3 +171,8 @@ class TATok(nn.Module, Pretrained):
         super().train(mode)
         self.teacher.eval()  # frozen: always in inference mode
         return self
+
+
+def token_string(ids: torch.Tensor | list[int], scale: int) -> str:
+    """The LM-side spelling of one image's codes: `<S{scale}><I{id}><I{id}>...`."""
+    return f"<S{scale}>" + "".join(f"<I{int(i)}>" for i in torch.as_tensor(ids).flatten().tolist())
