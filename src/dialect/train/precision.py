@@ -4,7 +4,8 @@ bf16 autocast on CUDA; on CPU only where the processor has native bf16 arithmeti
 AMX). On a CPU without it PyTorch emulates bf16 and is far slower than fp32: measured on this
 project's 2-core AMD EPYC dev machine (AVX2 only), a 4-layer width-256 transformer training step
 took 17.7 s under bf16 autocast vs 0.86 s in fp32, and the conv autoencoder 22.2 s vs 1.03 s
-(`benchmarks/bench_precision.py`, results in BENCHMARKS.md; it re-measures on any machine). Quantizers run their lookups in fp32 regardless.
+(`benchmarks/bench_precision.py`, results in BENCHMARKS.md; it re-measures on any machine).
+Quantizers run their lookups in fp32 regardless.
 """
 
 from __future__ import annotations
