@@ -46,3 +46,15 @@ def test_contrastive_encoder_learns_on_shapeworld_captions():
         losses.append(float(out["loss"].detach()))
     assert losses[-1] < 0.5 * losses[0], losses
     assert model.retrieval_r1(batch["image"], batch["text"]) > 1 / 16
+
+
+def test_samples_match_on_scene_objects_else_on_caption_text():
+    from dialect.encoders.contrastive import _match_key
+
+    red = {"shape": "circle", "color": "red", "size": "big", "x": 0.2, "y": 0.5}
+    blue = {"shape": "square", "color": "blue", "size": "small", "x": 0.7, "y": 0.5}
+    a = _match_key("a big red ball and a small blue box", {"scene": {"objects": [red, blue]}})
+    b = _match_key("two shapes: a small blue square, a big red circle", {"scene": {"objects": [blue, red]}})
+    c = _match_key("a big red ball", {"scene": {"objects": [red]}})
+    assert a == b and a != c
+    assert _match_key("x", {}) == _match_key("x", {}) != _match_key("y", {})

@@ -4,8 +4,9 @@ sigmoid loss (the text-aligned vision encoder that TA-Tok quantizes, at our scal
 Loss (SigLIP): for every image i and text j in the batch, logit_ij = t * <u_i, v_j> + b with unit
 vectors u (image) and v (text), t = exp(t'), init t' = log 10 and b = -10 (the SigLIP paper's
 choices); label +1 if the pair matches and -1 otherwise; loss = -sum_ij log sigmoid(label * logit)
-/ B. ShapeWorld captions can repeat inside a batch, so pairs with identical caption text count as
-matches too (otherwise equal captions would be pushed apart).
+/ B. Two samples that describe the same thing are matches too, otherwise they would be pushed
+apart: samples whose ShapeWorld scenes hold the same objects (shape, colour, size; taken from
+`meta["scene"]` when the batch carries it), or else samples with identical caption text.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def siglip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, bias:
     logits = scale.exp() * img @ txt.T + bias
     labels = match.float() * 2 - 1
     return -F.logsigmoid(labels * logits).sum() / img.shape[0]
+
+
+def _match_key(text: str, meta: dict) -> object:
+    """What decides that two samples match: the scene's objects when known, else the caption."""
+    scene = meta.get("scene") if isinstance(meta, dict) else None
+    if scene and "objects" in scene:
+        return tuple(sorted((o["shape"], o["color"], o["size"]) for o in scene["objects"]))
+    return text
 
 
 class ContrastiveEncoder(nn.Module, Pretrained):
@@ -72,7 +81,8 @@ class ContrastiveEncoder(nn.Module, Pretrained):
     def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         texts = batch["text"]
         img, txt = self.embed_images(batch["image"]), self.embed_texts(texts)
-        match = torch.tensor([[a == b for b in texts] for a in texts], device=img.device)
+        keys = [_match_key(t, m) for t, m in zip(texts, batch.get("meta") or [{}] * len(texts), strict=True)]
+        match = torch.tensor([[a == b for b in keys] for a in keys], device=img.device)
         loss = siglip_loss(img, txt, self.logit_scale, self.logit_bias, match)
         with torch.no_grad():
             acc = ((img @ txt.T).argmax(-1) == torch.arange(len(texts), device=img.device)).float().mean()
