@@ -51,7 +51,8 @@ def main() -> None:
         f"# TA-Tok: text-aligned vs learned codebook, per scale\n\n"
         f"Command: `python experiments/tatok_codebooks.py {' '.join(args.models)}`; {args.n} fresh "
         f"ShapeWorld scenes (seed 2000003) for cosine/usage/perplexity and {args.n} single-object scenes "
-        f"for the probes (75/25 split, L-BFGS logistic regression on mean-pooled decoded features).\n\n"
+        "for the probes (75/25 split, L-BFGS logistic regression on the mean- and max-pooled decoded "
+        "features, concatenated).\n\n"
         "| codebook | steps | scale | feature cosine | usage | perplexity | probe shape | probe color |\n"
         "|---|---|---|---|---|---|---|---|\n"
     )

@@ -5,8 +5,11 @@ For each scale index k:
   target features, over every grid cell of every image;
 - `usage`: distinct codes seen over the whole eval set / K; `perplexity`: 2^entropy (bits) of the
   eval-set code histogram (the project's metric conventions);
-- `probe_shape`, `probe_color`: linear-probe accuracy on the mean-pooled decoded features of
+- `probe_shape`, `probe_color`: linear-probe accuracy on the pooled decoded features of
   single-object scenes (75% fit / 25% test), i.e. whether the tokens keep what the object is.
+  Pooling: mean and max over the grid cells, concatenated. An object covers 1-4 of the 64 cells,
+  so the mean alone dilutes it with background (on the tiny teacher's own features, measured:
+  shape probe 0.45 on the mean, 0.79 on the max).
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def evaluate_tatok(model: TATok, world: WorldConfig, n: int = 2000, batch_size: 
             usage.update(ids)
         feats, y_shape, y_color = [], [], []
         for batch in _batches(singles, batch_size):
-            feats.append(model.decode_ids(model.encode_ids(batch["image"], k), k).float().mean(dim=(1, 2)))
+            decoded = model.decode_ids(model.encode_ids(batch["image"], k), k).float()
+            feats.append(torch.cat([decoded.mean(dim=(1, 2)), decoded.amax(dim=(1, 2))], dim=-1))
             objs = [m["scene"]["objects"][0] for m in batch["meta"]]
             y_shape += [shapes.index(o["shape"]) for o in objs]
             y_color += [colors.index(o["color"]) for o in objs]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dialect.core.errors import DialectError
-from dialect.train.recipes import autoencoder, encoder, tatok
+from dialect.train.recipes import ardtok, autoencoder, difdtok, encoder, pixelvq, tatok
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ RECIPES: dict[str, Recipe] = {
     "autoencoder": Recipe(autoencoder.AutoencoderRun, autoencoder.train),
     "encoder": Recipe(encoder.EncoderRun, encoder.train),
     "tatok": Recipe(tatok.TATokRun, tatok.train),
+    "pixelvq": Recipe(pixelvq.PixelVQRun, pixelvq.train),
+    "ardtok": Recipe(ardtok.ARDTokRun, ardtok.train),
+    "difdtok": Recipe(difdtok.DifDTokRun, difdtok.train),
 }
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
 
+from dialect.core.errors import DialectError
 from dialect.train import distributed as D
 from dialect.train.checkpoint import seed_everything
 from dialect.train.trainer import Trainer
@@ -24,3 +26,12 @@ def run_training(cfg: Any, build: Callable[[], tuple[nn.Module, Dataset]]) -> di
         return Trainer(model, dataset, cfg.train, run_config=cfg, dist=dist).fit()
     finally:
         D.cleanup()
+
+
+def require_trained(path: str, what: str, command: str, key: str) -> None:
+    """Fail with the command that makes it when a recipe's input model folder is missing."""
+    if not Path(path, "config.json").is_file():
+        raise DialectError(
+            f"{what} not found at {path}: train one with `{command}`, "
+            f"or point {key}= at a saved {what} folder"
+        )

@@ -1,0 +1,243 @@
+"""DecoderLM: cached decoding equals recomputation, prefix conditioning learns, CFG batches, I/O."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import dialect.lm.transformer as lm_module
+from dialect.lm import DecoderLM, LMConfig, SamplingConfig, apply_cfg
+
+GREEDY = SamplingConfig(temperature=0.0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one thread avoids thread hand-off costs that dominate on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _model(**overrides) -> DecoderLM:
+    cfg = {"vocab_size": 37, "dim": 32, "depth": 2, "heads": 4, "max_len": 64, "prefix_dim": 12}
+    cfg.update(overrides)
+    return DecoderLM(LMConfig(**cfg)).eval()
+
+
+def _prefix(model: DecoderLM, batch: int = 2, length: int = 3) -> torch.Tensor:
+    return torch.randn(batch, length, model.config.prefix_dim or model.config.dim)
+
+
+def _sharpen(model: DecoderLM) -> DecoderLM:
+    """Scale the head so random-init logits have clear winners: greedy ties would make the
+    cached/uncached comparison depend on float rounding rather than on the cache."""
+    with torch.no_grad():
+        model.head.weight.mul_(20)
+    return model
+
+
+@pytest.mark.parametrize("positions, qk_norm", [("rope", False), ("learned", True)])
+def test_full_forward_equals_incremental_cached_logits(positions, qk_norm):
+    model = _model(positions=positions, qk_norm=qk_norm)
+    prefix, ids = _prefix(model), torch.randint(0, 37, (2, 9))
+    full = model(ids, prefix)  # (2, 10, V): row t predicts ids[t], row 9 the next token
+    assert full.shape == (2, 10, 37)
+    caches = model.new_caches(2, 12, "cpu", torch.float32)
+    # prefill the prefix and 3 ids, then a chunk of 2 (exercises the offset causal mask), then 1 by 1
+    parts = [model(ids[:, :3], prefix, caches=caches)]
+    parts.append(model(ids[:, 3:5], caches=caches, start=6))
+    parts += [model(ids[:, t : t + 1], caches=caches, start=3 + t) for t in range(5, 9)]
+    assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+
+
+def test_logit_rows_predict_the_documented_tokens():
+    """Without a prefix row t sees ids[:t+1]; with one, row 0 sees only the prefix."""
+    model = _model()
+    ids, prefix = torch.randint(0, 37, (1, 6)), _prefix(model, 1)
+    changed = ids.clone()
+    changed[0, 4] = (ids[0, 4] + 1) % 37
+    a, b = model(ids), model(changed)
+    assert a.shape == (1, 6, 37)
+    assert torch.equal(a[:, :4], b[:, :4]) and not torch.allclose(a[:, 4:], b[:, 4:])
+    a, b = model(ids, prefix), model(changed, prefix)
+    assert a.shape == (1, 7, 37)
+    assert torch.equal(a[:, :5], b[:, :5]) and not torch.allclose(a[:, 5:], b[:, 5:])
+    # row 0 with a prefix is the prediction from the prefix alone
+    assert torch.allclose(a[:, 0], model(None, prefix)[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("num_tokens", [1, 5, 20])
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_greedy_cached_equals_uncached(num_tokens, with_prefix):
+    model = _sharpen(_model())
+    prefix = _prefix(model) if with_prefix else None
+    ids = torch.randint(0, 37, (2, 3))
+    cached = model.generate(prefix, num_tokens, GREEDY, ids=ids)
+    uncached = model.generate(prefix, num_tokens, GREEDY, ids=ids, use_cache=False)
+    assert cached.shape == (2, num_tokens)
+    assert torch.equal(cached, uncached)
+
+
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_greedy_cached_equals_uncached_with_cfg(positions):
+    model = _sharpen(_model(positions=positions))
+    prefix, uncond = _prefix(model, 3), _prefix(model, 3)
+    cfg = SamplingConfig(temperature=0.0, cfg_scale=3.0)
+    cached = model.generate(prefix, 12, cfg, uncond_prefix=uncond)
+    assert torch.equal(cached, model.generate(prefix, 12, cfg, uncond_prefix=uncond, use_cache=False))
+    # guidance changes the result (else the test above could not tell guidance was applied)
+    assert not torch.equal(cached, model.generate(prefix, 12, GREEDY))
+
+
+def test_cfg_matches_a_reference_with_separate_passes():
+    """The 2B batch gives what running cond and uncond separately and mixing their logits gives."""
+    model = _sharpen(_model())
+    prefix, uncond = _prefix(model), _prefix(model)
+    scale = 2.5
+    ids = torch.empty(2, 0, dtype=torch.long)
+    for _ in range(6):
+        mixed = apply_cfg(model(ids, prefix)[:, -1], model(ids, uncond)[:, -1], scale)
+        ids = torch.cat([ids, mixed.argmax(-1, keepdim=True)], dim=1)
+    out = model.generate(prefix, 6, SamplingConfig(temperature=0.0, cfg_scale=scale), uncond_prefix=uncond)
+    assert torch.equal(out, ids)
+
+
+def test_cfg_rows_are_decoded_together_one_forward_per_step():
+    model = _model()
+    batches = []
+    model.register_forward_pre_hook(lambda m, args: batches.append(args[0].shape[0]))
+    prefix = _prefix(model, batch=3)
+    model.generate(prefix, 7, SamplingConfig(cfg_scale=2.0), uncond_prefix=torch.zeros_like(prefix))
+    assert batches == [6] * 7  # prefill + 6 decode steps, each with batch 2B
+    batches.clear()
+    model.generate(prefix, 7, SamplingConfig(), uncond_prefix=torch.zeros_like(prefix))
+    assert batches == [3] * 7  # scale 1: no unconditional rows
+
+
+def test_allowed_restricts_samples():
+    model = _model()
+    prefix = _prefix(model, batch=8)
+    g = torch.Generator().manual_seed(0)
+    out = model.generate(prefix, 10, SamplingConfig(), generator=g, allowed=slice(30, 37))
+    assert out.min() >= 30
+    out = model.generate(prefix, 10, SamplingConfig(), generator=g, allowed=torch.tensor([2, 5]))
+    assert set(out.unique().tolist()) <= {2, 5}
+    guided = SamplingConfig(temperature=0.0, cfg_scale=2.0)
+    out = model.generate(prefix, 4, guided, uncond_prefix=-prefix, allowed=slice(10, 12))
+    assert set(out.unique().tolist()) <= {10, 11}
+
+
+def test_generator_reproduces_samples():
+    model = _model()
+    prefix, cfg = _prefix(model), SamplingConfig(top_p=0.9)
+    a = model.generate(prefix, 8, cfg, generator=torch.Generator().manual_seed(1))
+    b = model.generate(prefix, 8, cfg, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+
+
+def test_micro_lm_learns_a_prefix_conditioned_pattern():
+    """Sequences count up (prefix A) or down (prefix B) mod 16 from a random start: the loss falls,
+    then greedy decoding from each prefix continues its own pattern."""
+    torch.manual_seed(0)
+    V, T, B = 16, 10, 32
+    model = DecoderLM(LMConfig(vocab_size=V, dim=32, depth=2, heads=4, max_len=16, prefix_dim=8))
+    conds = torch.randn(2, 1, 8)
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    mask = torch.ones(B, T)
+    mask[:, 0] = 0  # the start is random: predicting ids[0] from the prefix is not learnable
+    losses = []
+    for _ in range(50):
+        start, down = torch.randint(0, V, (B, 1), generator=g), torch.randint(0, 2, (B,), generator=g)
+        ids = (start + (1 - 2 * down[:, None]) * torch.arange(T)) % V
+        loss = model.next_token_loss(ids, conds[down], loss_mask=mask)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 < 2.0 < losses[0]
+    first = torch.tensor([[3], [3]])
+    out = model.generate(conds, 8, GREEDY, ids=first)
+    assert out[0].tolist() == [4, 5, 6, 7, 8, 9, 10, 11]
+    assert out[1].tolist() == [2, 1, 0, 15, 14, 13, 12, 11]
+
+
+def test_next_token_loss_targets_and_mask():
+    model = _model()
+    ids, prefix = torch.randint(0, 37, (2, 5)), _prefix(model)
+    logits = model(ids, prefix)[:, :-1]  # rows 0..4 predict ids[0..4]
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids.flatten())
+    assert torch.allclose(model.next_token_loss(ids, prefix), expected, atol=1e-6)
+    logits = model(ids)[:, :-1]  # rows 0..3 predict ids[1..4]
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+    assert torch.allclose(model.next_token_loss(ids), expected, atol=1e-6)
+    mask = torch.zeros(2, 5)
+    mask[1, 3] = 1
+    one = torch.nn.functional.cross_entropy(model(ids, prefix)[1:, 3], ids[1:, 3])
+    assert torch.allclose(model.next_token_loss(ids, prefix, loss_mask=mask), one, atol=1e-6)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_save_load_round_trip(tmp_path, tie):
+    model = _model(tie_embeddings=tie, positions="learned" if tie else "rope")
+    prefix, ids = _prefix(model), torch.randint(0, 37, (2, 6))
+    model.save_pretrained(tmp_path / "lm")
+    loaded = DecoderLM.from_pretrained(tmp_path / "lm").eval()
+    assert loaded.config == model.config
+    assert torch.equal(loaded(ids, prefix), model(ids, prefix))
+    if tie:
+        assert loaded.head.weight is loaded.tok_emb.weight
+
+
+def test_prefix_at_model_width_without_projection():
+    model = _model(prefix_dim=0)
+    assert model.prefix_proj is None
+    assert model(torch.randint(0, 37, (2, 4)), torch.randn(2, 3, 32)).shape == (2, 5, 37)
+
+
+def test_logits_reach_sampling_in_fp32_under_autocast(monkeypatch):
+    model = _model()
+    seen = []
+
+    def spy(logits, cfg, generator=None):
+        seen.append(logits.dtype)
+        return logits.argmax(-1)
+
+    monkeypatch.setattr(lm_module, "sample", spy)
+    prefix = _prefix(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.generate(prefix, 3, SamplingConfig(cfg_scale=2.0), uncond_prefix=prefix * 0)
+        loss = model.next_token_loss(torch.randint(0, 37, (2, 4)), prefix)
+    assert out.shape == (2, 3) and seen == [torch.float32] * 3
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_bad_inputs_raise():
+    model = _model()
+    prefix = _prefix(model)
+    with pytest.raises(ValueError, match="positions"):
+        _model(positions="alibi")
+    with pytest.raises(ValueError, match="heads"):
+        _model(dim=30)
+    with pytest.raises(ValueError, match="prefix must be"):
+        model(torch.zeros(2, 3, dtype=torch.long), torch.randn(2, 3, 32))
+    with pytest.raises(ValueError, match="max_len"):
+        model(torch.zeros(2, 70, dtype=torch.long))
+    with pytest.raises(ValueError, match="max_len"):
+        model.generate(prefix, 63, GREEDY)  # 3 + 63 - 1 > 64
+    with pytest.raises(ValueError, match="caches"):
+        model(torch.zeros(2, 1, dtype=torch.long), caches=model.new_caches(2, 8), start=1)
+    with pytest.raises(ValueError, match="uncond_prefix"):
+        model.generate(prefix, 2, SamplingConfig(cfg_scale=2.0))
+    with pytest.raises(ValueError, match="uncond_prefix"):
+        model.generate(prefix, 2, SamplingConfig(cfg_scale=2.0), uncond_prefix=prefix[:, :2])
+    with pytest.raises(ValueError, match="token ids"):
+        model.generate(prefix, 2, GREEDY, ids=torch.full((2, 1), 37))
+    with pytest.raises(ValueError, match="num_tokens"):
+        model.generate(prefix, 0, GREEDY)
+    with pytest.raises(ValueError, match="prefix or"):
+        model.generate(None, 2, GREEDY)
+    with pytest.raises(ValueError, match="at least 2"):
+        model.next_token_loss(torch.zeros(2, 1, dtype=torch.long))
