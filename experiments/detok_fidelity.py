@@ -24,7 +24,7 @@ import torch
 
 from dialect.cli.detok import load_detokenizer
 from dialect.core.images import save_grid
-from dialect.eval.recon import EVAL_SEED, evaluate_reconstruction
+from dialect.eval.recon import EVAL_SEED, evaluate_reconstruction, score_reconstructions
 from dialect.world import WorldConfig
 
 OUT = Path(__file__).parent / "results" / "detok_fidelity"
@@ -43,6 +43,14 @@ def main() -> None:
         if not path:
             continue
         model = load_detokenizer(decoder, path)
+        if not rows:  # the pixel VQ alone: what a perfect de-tokenizer could reach (same codec)
+            codec = lambda x, b, m=model: m.codec(x).clamp(-1, 1)  # noqa: E731
+            row, _ = score_reconstructions(codec, WorldConfig(), args.n, args.batch_size, desc="pixel VQ")
+            raw["pixelvq"] = row
+            rows.append(
+                f"| pixel VQ alone (upper bound) | image -> 256 pixel codes | {row['fidelity']:.3f} "
+                f"| {row['psnr']:.2f} | {row['ssim']:.3f} | {row['sec_per_image']:.3f} |"
+            )
         res, examples = evaluate_reconstruction(model, WorldConfig(), n=args.n, batch_size=args.batch_size)
         raw[decoder] = {"model": path, "results": res}
         for scale, r in res.items():

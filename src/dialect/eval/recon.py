@@ -8,14 +8,17 @@ image -> TA-Tok ids at scale k -> de-tokenizer (AR-DTok or Dif-DTok) -> image, t
   (`eval.metrics`, checked against scikit-image);
 - `sec_per_image`: wall-clock seconds of tokenize + de-tokenize per image at `batch_size`.
 Every row names the sample count, seed and split. Any model with
-`reconstruct(images, scale, seed=...)` and `condition.num_scales` works.
+`reconstruct(images, scale, seed=...)` and `condition.num_scales` works; `score_reconstructions`
+scores any image -> image function (e.g. the pixel VQ alone, the de-tokenizers' upper bound).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -31,6 +34,43 @@ EVAL_SEED = 3_000_017
 
 
 @torch.no_grad()
+def score_reconstructions(
+    reconstruct: Callable[[torch.Tensor, int], torch.Tensor],
+    world: WorldConfig,
+    n: int = 500,
+    batch_size: int = 50,
+    seed: int = EVAL_SEED,
+    split: str = "heldout",
+    desc: str = "recon",
+    progress: bool = True,
+) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    """`reconstruct(images, batch_index) -> images` over `n` fresh scenes ->
+    ({n, fidelity, psnr, ssim, sec_per_image}, (originals, reconstructions) of the first batch)."""
+    ds = ShapeWorldDataset(world, seed=seed, length=n, split=split)
+    hits, psnrs, ssims, seconds, first = 0, [], [], 0.0, None
+    for b, start in enumerate(tqdm(range(0, n, batch_size), desc=desc, disable=not progress)):
+        batch = collate([ds[i] for i in range(start, min(n, start + batch_size))])
+        x = batch["image"]
+        t0 = time.perf_counter()
+        recon = reconstruct(x, b).float()
+        seconds += time.perf_counter() - t0
+        psnrs.append(psnr(to_unit(recon), to_unit(x)))
+        ssims.append(ssim(to_unit(recon), to_unit(x)))
+        images = to_uint8(recon)
+        for img, meta in zip(images, batch["meta"], strict=True):
+            hits += scene_equal(parse_image(img, world), Scene.from_dict(meta["scene"]))
+        if first is None:
+            first = (to_uint8(x), images)
+    row = {
+        "n": n,
+        "fidelity": hits / n,
+        "psnr": float(torch.cat(psnrs).mean()),
+        "ssim": float(torch.cat(ssims).mean()),
+        "sec_per_image": seconds / n,
+    }
+    return row, first
+
+
 def evaluate_reconstruction(
     model,
     world: WorldConfig,
@@ -42,34 +82,17 @@ def evaluate_reconstruction(
     progress: bool = True,
     **sampling,
 ) -> tuple[dict, dict]:
-    """-> ({"scale{k}": {n, fidelity, psnr, ssim, sec_per_image}}, {"scale{k}": (originals,
-    reconstructions) uint8 (m, H, W, 3) for the first batch}). `sampling` goes to `reconstruct`."""
+    """A de-tokenizer per TA-Tok scale -> ({"scale{k}": {tokens, n, fidelity, psnr, ssim,
+    sec_per_image}}, {"scale{k}": (originals, reconstructions) uint8 (m, H, W, 3)}).
+    `sampling` goes to `model.reconstruct`; batch b is sampled with seed `seed + b`."""
     model.eval()
     world = replace(world, size=model.condition.tatok.config.teacher.image_size)
-    ds = ShapeWorldDataset(world, seed=seed, length=n, split=split)
     scales = list(range(model.condition.num_scales)) if scales is None else scales
     results, examples = {}, {}
     for k in scales:
-        hits, psnrs, ssims, seconds = 0, [], [], 0.0
-        for b, start in enumerate(tqdm(range(0, n, batch_size), desc=f"scale {k}", disable=not progress)):
-            batch = collate([ds[i] for i in range(start, min(n, start + batch_size))])
-            x = batch["image"]
-            t0 = time.perf_counter()
-            recon = model.reconstruct(x, k, seed=seed + b, **sampling).float()
-            seconds += time.perf_counter() - t0
-            psnrs.append(psnr(to_unit(recon), to_unit(x)))
-            ssims.append(ssim(to_unit(recon), to_unit(x)))
-            images = to_uint8(recon)
-            for img, meta in zip(images, batch["meta"], strict=True):
-                hits += scene_equal(parse_image(img, world), Scene.from_dict(meta["scene"]))
-            if b == 0:
-                examples[f"scale{k}"] = (to_uint8(x), images)
-        results[f"scale{k}"] = {
-            "tokens": model.condition.tatok.num_tokens(k),
-            "n": n,
-            "fidelity": hits / n,
-            "psnr": float(torch.cat(psnrs).mean()),
-            "ssim": float(torch.cat(ssims).mean()),
-            "sec_per_image": seconds / n,
-        }
+        row, examples[f"scale{k}"] = score_reconstructions(
+            lambda x, b, k=k: model.reconstruct(x, k, seed=seed + b, **sampling),
+            world, n, batch_size, seed, split, f"scale {k}", progress,
+        )  # fmt: skip
+        results[f"scale{k}"] = {"tokens": model.condition.tatok.num_tokens(k), **row}
     return results, examples
