@@ -74,8 +74,7 @@ class ARDTok(nn.Module, Pretrained):
         """Copy trained TA-Tok / pixel-VQ weights into the frozen sub-models (configs must match;
         the codec's discriminator, a training-only part, is not carried)."""
         self.condition.load_tatok(tatok)
-        state = {k: v for k, v in codec.state_dict().items() if not k.startswith("discriminator.")}
-        self.codec.load_state_dict(state)
+        self.codec.load_state_dict(codec.inference_state_dict())
 
     def train(self, mode: bool = True) -> ARDTok:
         super().train(mode)

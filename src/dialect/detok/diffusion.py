@@ -322,8 +322,7 @@ class DifDTok(nn.Module, Pretrained):
         if self.codec is not None:
             if codec is None:
                 raise DialectError("difdtok: space=latent needs a trained pixel VQ")
-            state = {k: v for k, v in codec.state_dict().items() if not k.startswith("discriminator.")}
-            self.codec.load_state_dict(state)
+            self.codec.load_state_dict(codec.inference_state_dict())
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

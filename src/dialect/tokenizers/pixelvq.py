@@ -39,7 +39,7 @@ Training loss (all weights in :class:`PixelVQConfig`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -163,6 +163,14 @@ class PixelVQ(nn.Module, Pretrained):
         self.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ shapes
+    def inference_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a frozen copy needs: everything but the training-only discriminator."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("discriminator.")}
+
+    def inference_config(self) -> PixelVQConfig:
+        """This config without the training-only terms (discriminator, perceptual net)."""
+        return replace(self.config, disc_weight=0.0, perceptual_weight=0.0, perceptual_net="")
+
     @property
     def grid_size(self) -> int:
         """Side of the id grid for `config.image_size` images (image_size / downsample)."""

@@ -9,15 +9,12 @@ self-contained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from dialect.core.errors import DialectError
 from dialect.data.build import DataConfig, build_dataset
 from dialect.detok.ar import ARDTok, ARDTokConfig
-from dialect.tokenizers.pixelvq import PixelVQ
-from dialect.tokenizers.tatok import TATok
 from dialect.train.config import TrainConfig
-from dialect.train.recipes.common import require_trained, run_training
+from dialect.train.recipes.common import load_detok_inputs, run_training
 from dialect.world import WorldConfig
 
 
@@ -33,17 +30,7 @@ class ARDTokRun:
 
 def build_ardtok(cfg: ARDTokRun) -> ARDTok:
     """A fresh AR-DTok carrying the trained TA-Tok and pixel VQ as frozen sub-models."""
-    require_trained(cfg.tatok, "TA-Tok", "dialect train tatok --preset tiny", "tatok")
-    require_trained(cfg.pixelvq, "pixel VQ", "dialect train pixelvq --preset tiny", "pixelvq")
-    tatok = TATok.from_pretrained(cfg.tatok)
-    codec = PixelVQ.from_pretrained(cfg.pixelvq)
-    if codec.config.image_size != cfg.data.size:
-        raise DialectError(
-            f"pixel VQ was trained at {codec.config.image_size} px but data.size={cfg.data.size}"
-        )
-    cfg.model.tatok = tatok.config
-    # only the encoder, codebook and decoder are carried: no discriminator or perceptual net
-    cfg.model.codec = replace(codec.config, disc_weight=0.0, perceptual_weight=0.0, perceptual_net="")
+    tatok, codec = load_detok_inputs(cfg)
     model = ARDTok(cfg.model)
     model.load_submodels(tatok, codec)
     return model

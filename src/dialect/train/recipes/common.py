@@ -10,6 +10,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dialect.core.errors import DialectError
+from dialect.tokenizers.pixelvq import PixelVQ
+from dialect.tokenizers.tatok import TATok
 from dialect.train import distributed as D
 from dialect.train.checkpoint import seed_everything
 from dialect.train.trainer import Trainer
@@ -35,3 +37,22 @@ def require_trained(path: str, what: str, command: str, key: str) -> None:
             f"{what} not found at {path}: train one with `{command}`, "
             f"or point {key}= at a saved {what} folder"
         )
+
+
+def load_detok_inputs(cfg: Any, with_codec: bool = True) -> tuple[TATok, PixelVQ | None]:
+    """A de-tokenizer run's frozen inputs: the trained TA-Tok (`cfg.tatok`) and pixel VQ
+    (`cfg.pixelvq`, when `with_codec`). Their configs are copied into `cfg.model` (the codec's
+    without its training-only terms), so the saved de-tokenizer folder is self-contained."""
+    require_trained(cfg.tatok, "TA-Tok", "dialect train tatok --preset tiny", "tatok")
+    tatok = TATok.from_pretrained(cfg.tatok)
+    cfg.model.tatok = tatok.config
+    if not with_codec:
+        return tatok, None
+    require_trained(cfg.pixelvq, "pixel VQ", "dialect train pixelvq --preset tiny", "pixelvq")
+    codec = PixelVQ.from_pretrained(cfg.pixelvq)
+    if codec.config.image_size != cfg.data.size:
+        raise DialectError(
+            f"pixel VQ was trained at {codec.config.image_size} px but data.size={cfg.data.size}"
+        )
+    cfg.model.codec = codec.inference_config()
+    return tatok, codec

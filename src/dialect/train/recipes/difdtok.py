@@ -9,15 +9,13 @@ and their weights into the model, so the saved de-tokenizer folder is self-conta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from dialect.core.errors import DialectError
 from dialect.data.build import DataConfig, build_dataset
 from dialect.detok.diffusion import DifDTok, DifDTokConfig
-from dialect.tokenizers.pixelvq import PixelVQ
-from dialect.tokenizers.tatok import TATok
 from dialect.train.config import TrainConfig
-from dialect.train.recipes.common import require_trained, run_training
+from dialect.train.recipes.common import load_detok_inputs, run_training
 from dialect.world import WorldConfig
 
 
@@ -37,15 +35,7 @@ def build_difdtok(cfg: DifDTokRun) -> DifDTok:
         raise DialectError(
             f"model.image_size={cfg.model.image_size} differs from data.size={cfg.data.size}; set both"
         )
-    require_trained(cfg.tatok, "TA-Tok", "dialect train tatok --preset tiny", "tatok")
-    tatok = TATok.from_pretrained(cfg.tatok)
-    cfg.model.tatok = tatok.config
-    codec = None
-    if cfg.model.space == "latent":
-        require_trained(cfg.pixelvq, "pixel VQ", "dialect train pixelvq --preset tiny", "pixelvq")
-        codec = PixelVQ.from_pretrained(cfg.pixelvq)
-        # only the encoder, codebook and decoder are carried: no discriminator or perceptual net
-        cfg.model.codec = replace(codec.config, disc_weight=0.0, perceptual_weight=0.0, perceptual_net="")
+    tatok, codec = load_detok_inputs(cfg, with_codec=cfg.model.space == "latent")
     model = DifDTok(cfg.model)
     model.load_submodels(tatok, codec)
     return model
