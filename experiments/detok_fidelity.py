@@ -32,50 +32,54 @@ OUT = Path(__file__).parent / "results" / "detok_fidelity"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ar", default=None, help="AR-DTok folder (skip if not given)")
-    ap.add_argument("--diffusion", default=None, help="Dif-DTok folder (skip if not given)")
+    ap.add_argument("--ar", action="append", default=[], help="AR-DTok folder (repeatable)")
+    ap.add_argument("--diffusion", action="append", default=[], help="Dif-DTok folder (repeatable)")
     ap.add_argument("--n", type=int, default=500, help="held-out scenes per decoder and scale")
     ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--merge", action="store_true", help="keep the other models' rows of the last run")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    rows, raw = [], {}
-    for decoder, path in (("ar", args.ar), ("diffusion", args.diffusion)):
-        if not path:
-            continue
-        model = load_detokenizer(decoder, path)
-        if not rows:  # the pixel VQ alone: what a perfect de-tokenizer could reach (same codec)
+    raw = (
+        json.loads(OUT.with_suffix(".json").read_text())
+        if args.merge and OUT.with_suffix(".json").is_file()
+        else {}
+    )
+    cpu = platform.processor() or platform.machine()
+    machine = f"{torch.get_num_threads()} CPU thread(s), {cpu}, torch {torch.__version__}"
+    for kind, path in [("ar", p) for p in args.ar] + [("diffusion", p) for p in args.diffusion]:
+        model = load_detokenizer(kind, path)
+        label = f"{kind} ({Path(path).parent.name})"
+        if "pixelvq" not in raw:  # the pixel VQ alone: what a perfect de-tokenizer could reach
             codec = lambda x, b, m=model: m.codec(x).clamp(-1, 1)  # noqa: E731
             row, _ = score_reconstructions(codec, WorldConfig(), args.n, args.batch_size, desc="pixel VQ")
-            raw["pixelvq"] = row
-            rows.append(
-                f"| pixel VQ alone (upper bound) | image -> 256 pixel codes | {row['fidelity']:.3f} "
-                f"| {row['psnr']:.2f} | {row['ssim']:.3f} | {row['sec_per_image']:.3f} |"
-            )
+            raw["pixelvq"] = {"model": "codec of " + path, "machine": machine, "results": {"image": row}}
         res, examples = evaluate_reconstruction(model, WorldConfig(), n=args.n, batch_size=args.batch_size)
-        raw[decoder] = {"model": path, "results": res}
-        for scale, r in res.items():
-            rows.append(
-                f"| {decoder} | {scale} ({r['tokens']} tok) | {r['fidelity']:.3f} | {r['psnr']:.2f} "
-                f"| {r['ssim']:.3f} | {r['sec_per_image']:.3f} |"
-            )
-            originals, recons = examples[scale]
+        raw[label] = {"model": path, "machine": machine, "results": res}
+        for scale, (originals, recons) in examples.items():
             pairs = np.stack([originals[:16], recons[:16]], axis=1).reshape(-1, *originals.shape[1:])
-            save_grid(pairs, OUT / f"{decoder}_{scale}.png", ncols=8)
-        print(f"{decoder}: {json.dumps(res)}")
-    cmd = "python experiments/detok_fidelity.py" + "".join(
-        f" --{k} {v}" for k, v in (("ar", args.ar), ("diffusion", args.diffusion)) if v
-    )
+            save_grid(pairs, OUT / f"{label.replace(' (', '_').rstrip(')')}_{scale}.png", ncols=8)
+        print(f"{label}: {json.dumps(res)}")
+    rows = []
+    for label, entry in raw.items():
+        for scale, r in entry["results"].items():
+            what = (
+                "image -> 256 pixel codes -> image" if label == "pixelvq" else f"{scale} ({r['tokens']} tok)"
+            )
+            rows.append(
+                f"| {label} | {what} | {r['n']} | {r['fidelity']:.3f} | {r['psnr']:.2f} | {r['ssim']:.3f} "
+                f"| {r['sec_per_image']:.3f} |"
+            )
     table = (
         "# De-tokenizers: TA-Tok ids -> pixels, per scale\n\n"
-        f"Command: `{cmd}`; {args.n} held-out ShapeWorld scenes per row (split heldout, seed {EVAL_SEED}, "
-        f"1-4 objects), batch {args.batch_size}, {torch.get_num_threads()} CPU threads "
-        f"({platform.processor() or platform.machine()}), torch {torch.__version__}. Fidelity = the graded "
-        "reconstruction equals the original scene (shape, colour, size, 3x3 position of every object); "
-        "PSNR/SSIM on [0, 1]; seconds per image = tokenize + de-tokenize at that batch size. Example sheets "
-        "(input, reconstruction, ...): `detok_fidelity/<decoder>_scale<k>.png`.\n\n"
-        "| decoder | scale | semantic fidelity | PSNR (dB) | SSIM | s / image |\n|---|---|---|---|---|---|\n"
-        + "\n".join(rows)
-        + "\n"
+        "Command: `python experiments/detok_fidelity.py --ar FOLDER --diffusion FOLDER [--merge]` (models "
+        f"and machines in the .json); held-out ShapeWorld scenes (split heldout, seed {EVAL_SEED}, 1-4 "
+        f"objects), batch {args.batch_size}. Fidelity = the graded reconstruction equals the original scene "
+        "(shape, colour, size, 3x3 position of every object); PSNR/SSIM on [0, 1]; seconds per image = "
+        "tokenize + de-tokenize at that batch size, default sampling (AR: guidance 4, temperature 1; "
+        "diffusion: 25 Euler steps, guidance 3). Example sheets (input, reconstruction, ...): "
+        "`detok_fidelity/<decoder>_<run>_scale<k>.png`.\n\n"
+        "| decoder | scale | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     print(table)
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,9 @@ def test_bad_inputs_give_clear_errors():
         model.decode_ids(torch.zeros(1, 16, dtype=torch.long), 1)
 
 
-def test_training_learns_the_codes_and_keeps_the_frozen_parts():
-    model = _model(cond_drop=0.0, scale_weights=[1.0, 0.0, 0.0])  # finest scale only
+@pytest.mark.parametrize("aligned", [False, True])
+def test_training_learns_the_codes_and_keeps_the_frozen_parts(aligned):
+    model = _model(cond_drop=0.0, scale_weights=[1.0, 0.0, 0.0], aligned_condition=aligned)
     frozen = {
         k: v.clone() for k, v in model.state_dict().items() if k.startswith(("codec.", "condition.tatok."))
     }
@@ -59,20 +60,23 @@ def test_training_learns_the_codes_and_keeps_the_frozen_parts():
         out["loss"].backward()
         opt.step()
         losses.append(out["loss"].item())
-    assert losses[-1] < 0.2 * losses[0]
+    # a random micro TA-Tok gives near-identical features, so this is memorisation through the
+    # token history, which the aligned condition (per-image noise here) slows down
+    assert losses[-1] < (0.6 if aligned else 0.2) * losses[0], losses[::10]
     for k, v in model.state_dict().items():
         if k in frozen:
             assert torch.equal(v, frozen[k]), k
     model.eval()
     with torch.no_grad():
-        assert float(model.training_losses(batch)["token_acc"]) > 0.75  # teacher-forced, eval mode
+        assert float(model.training_losses(batch)["token_acc"]) > (0.4 if aligned else 0.75)
     # greedy decoding follows the training layout: each generated code is the argmax of the
     # teacher-forced logits on the generated sequence itself
     ids = model.condition.encode_ids(batch["image"], 0)
     pix = model.generate_ids(model.condition.features(ids, 0), 0, temperature=0.0, guidance=1.0).flatten(1)
     prefix = model.condition.project(model.condition.features(ids, 0), 0)
     with torch.no_grad():
-        assert torch.equal(model.lm(pix[:, :-1], prefix=prefix).argmax(-1), pix)
+        logits = model.lm(pix[:, :-1], prefix=prefix, token_bias=model._aligned(prefix))
+        assert torch.equal(logits.argmax(-1), pix)
 
 
 def test_guidance_changes_samples_and_one_is_off():

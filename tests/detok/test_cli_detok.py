@@ -9,6 +9,7 @@ from dialect.core.images import to_uint8
 
 from .micro import SIZE, images
 from .test_ar import _model
+from .test_diffusion import _model as _diffusion_model
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,16 @@ def test_bad_tokens_give_one_error_line(ar_folder, tmp_path, capsys, content, me
     code = main(["detokenize", str(tokens), "--model", str(ar_folder), "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("dialect: error:") and message in err and len(err.splitlines()) == 1
+
+
+def test_reconstruct_with_the_diffusion_decoder(tmp_path, image_file, capsys):
+    folder = tmp_path / "dif"
+    _diffusion_model().save_pretrained(folder)
+    out = tmp_path / "out.png"
+    args = ["reconstruct", str(image_file), "--decoder", "diffusion", "--model", str(folder), "--steps", "2"]
+    assert main([*args, "-o", str(out)]) == 0
+    assert "diffusion reconstruction from 16 tokens (scale 0)" in capsys.readouterr().out
+    assert np.asarray(Image.open(out)).shape == (SIZE + 4, 2 * SIZE + 6, 3)
 
 
 def test_steps_only_for_diffusion(ar_folder, image_file, tmp_path, capsys):

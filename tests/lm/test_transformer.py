@@ -91,6 +91,25 @@ def test_greedy_cached_equals_uncached_with_cfg(positions):
     assert not torch.equal(cached, model.generate(prefix, 12, GREEDY))
 
 
+@pytest.mark.parametrize("guided", [False, True])
+def test_token_bias_is_fed_with_its_token_cached_or_not(guided):
+    """token_bias[:, j] is added to the j-th fed id (given ids first, then generated tokens)."""
+    model = _sharpen(_model())
+    prefix, uncond = _prefix(model), _prefix(model)
+    ids = torch.randint(0, 37, (2, 2))
+    bias = torch.randn(2, 2 + 8 - 1, model.config.dim)
+    ubias = torch.randn_like(bias)
+    cfg = SamplingConfig(temperature=0.0, cfg_scale=3.0 if guided else 1.0)
+    kw = dict(ids=ids, token_bias=bias, uncond_prefix=uncond, uncond_token_bias=ubias)
+    cached = model.generate(prefix, 8, cfg, **kw)
+    assert torch.equal(cached, model.generate(prefix, 8, cfg, use_cache=False, **kw))
+    assert not torch.equal(cached, model.generate(prefix, 8, cfg, ids=ids, uncond_prefix=uncond))
+    if not guided:  # teacher-forced on its own output with the same bias: the same argmax
+        seq = torch.cat([ids, cached], dim=1)
+        logits = model(seq[:, :-1], prefix, token_bias=bias)[:, ids.shape[1] :]
+        assert torch.equal(logits.argmax(-1), cached)
+
+
 def test_cfg_matches_a_reference_with_separate_passes():
     """The 2B batch gives what running cond and uncond separately and mixing their logits gives."""
     model = _sharpen(_model())

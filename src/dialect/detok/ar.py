@@ -15,6 +15,13 @@ inference. Where we differ: the dropped condition is a learned null prefix rathe
 pixel VQ is our own CPU-sized one (16x16 grid of 8-d codes for 64x64 images) instead of
 LlamaGen's VQ-16.
 
+Our addition, `aligned_condition` (default on): each image token fed back into the transformer
+also carries the condition vector of the grid cell of the token it predicts (the condition grid
+upsampled to the pixel-VQ grid, nearest). With a prefix alone the model must learn, through 1-D
+positions, which of the 64 prefix cells sits under each of the 256 raster tokens. With the
+condition dropped (CFG), the null prefix's cells are used, so guidance still contrasts conditional
+and unconditional rows. `experiments/results/detok_fidelity.md` compares both settings.
+
 One model serves every TA-Tok scale: decoded features always cover the full grid, so the prefix
 has the same length at every scale, and a learned scale embedding tells the model which it reads.
 """
@@ -41,6 +48,7 @@ class ARDTokConfig:
     # the transformer; vocab_size and max_len are set from the codec and TA-Tok when built
     lm: LMConfig = field(default_factory=lambda: LMConfig(dim=256, depth=4, heads=4))
     cond_drop: float = 0.1  # probability of training on the null condition (the paper: 10%)
+    aligned_condition: bool = True  # also add each token's condition cell to its input (ours)
     scale_weights: list[float] = field(default_factory=list)  # training draw; [] = the TA-Tok's
     # inference defaults (each overridable per call)
     guidance: float = 4.0  # classifier-free guidance scale (the paper: 4.0; 1.0 = off)
@@ -64,6 +72,11 @@ class ARDTok(nn.Module, Pretrained):
         config.lm.max_len = self.condition.num_tokens + self.num_image_tokens
         config.lm.prefix_dim = 0  # the condition already projects to the LM width
         self.lm = DecoderLM(config.lm)
+        # per-channel gate on the aligned condition: the projected condition starts ~10x larger
+        # than the token embeddings (std 0.02) and would drown the tokens' identity at first
+        self.align_gate = (
+            nn.Parameter(torch.full((config.lm.dim,), 0.1)) if config.aligned_condition else None
+        )
 
     @property
     def num_image_tokens(self) -> int:
@@ -81,13 +94,25 @@ class ARDTok(nn.Module, Pretrained):
         self.codec.eval()  # frozen: the condition keeps its TA-Tok in eval itself
         return self
 
+    def _aligned(self, cond: torch.Tensor) -> torch.Tensor | None:
+        """Condition tokens (B, h*w, dim) -> the cell under each fed id: (B, g*g - 1, dim), where
+        fed id j (image token j) gets the cell of token j + 1; None when `aligned_condition` is off."""
+        if not self.config.aligned_condition:
+            return None
+        B, n, dim = cond.shape
+        h, g = self.condition.grid, self.codec.grid_size
+        grid = cond.transpose(1, 2).reshape(B, dim, h, h)
+        up = nn.functional.interpolate(grid.float(), size=(g, g), mode="nearest").to(cond.dtype)
+        return up.flatten(2).transpose(1, 2)[:, 1:] * self.align_gate
+
     # ------------------------------------------------------------------ training
     def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         images = batch["image"]
         with torch.no_grad():
             target = self.codec.encode_ids(images).flatten(1)  # (B, grid^2)
         prefix, scale = self.condition.training_condition(images)
-        logits = self.lm(target[:, :-1], prefix=prefix).float()  # row t predicts target[:, t]
+        # row t predicts target[:, t]; fed id t (target t) carries the cell of target t + 1
+        logits = self.lm(target[:, :-1], prefix=prefix, token_bias=self._aligned(prefix)).float()
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
         acc = (logits.argmax(-1) == target).float().mean()
         return {"loss": loss, "token_acc": acc.detach(), "scale": torch.tensor(float(scale))}
@@ -122,7 +147,11 @@ class ARDTok(nn.Module, Pretrained):
         cfg = self.sampling(cfg_scale=guidance, temperature=temperature, top_k=top_k, top_p=top_p)
         prefix = self.condition.project(features, scale)
         uncond = self.condition.null(prefix.shape[0]) if cfg.cfg_scale != 1.0 else None
-        ids = self.lm.generate(prefix, self.num_image_tokens, cfg, uncond_prefix=uncond, generator=generator)
+        ids = self.lm.generate(
+            prefix, self.num_image_tokens, cfg, uncond_prefix=uncond, generator=generator,
+            token_bias=self._aligned(prefix),
+            uncond_token_bias=None if uncond is None else self._aligned(uncond),
+        )  # fmt: skip
         side = self.codec.grid_size
         return ids.view(-1, side, side)
 

@@ -100,13 +100,16 @@ class DecoderLM(nn.Module, Pretrained):
         prefix: torch.Tensor | None = None,
         caches: list[KVCache] | None = None,
         start: int = 0,
+        token_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ids (B, T) long (None = no ids), prefix (B, P, prefix_dim or dim) -> logits (B, N, V).
 
         N = T + 1 with a prefix, else T (see the module docstring). `start` is the position of the
         first input element (prefix or ids) in the sequence; with `caches` it must equal the number
-        of positions they already hold, and the inputs are appended to them."""
-        x = self._embed(ids, prefix)  # (B, P + T, dim)
+        of positions they already hold, and the inputs are appended to them. `token_bias`
+        (B, T, dim), optional, is added to the embeddings of the ids (a per-position condition,
+        e.g. the AR de-tokenizer's feature under each image token)."""
+        x = self._embed(ids, prefix, token_bias)  # (B, P + T, dim)
         n = x.shape[1]
         if n == 0:
             raise ValueError("DecoderLM.forward needs a prefix or at least one id")
@@ -128,7 +131,9 @@ class DecoderLM(nn.Module, Pretrained):
         first = prefix.shape[1] - 1 if prefix is not None else 0
         return self.head(x[:, first:])  # (B, N, V)
 
-    def _embed(self, ids: torch.Tensor | None, prefix: torch.Tensor | None) -> torch.Tensor:
+    def _embed(
+        self, ids: torch.Tensor | None, prefix: torch.Tensor | None, token_bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         parts = []
         if prefix is not None:
             width = self.config.prefix_dim or self.config.dim
@@ -138,7 +143,12 @@ class DecoderLM(nn.Module, Pretrained):
         if ids is not None:
             if ids.dim() != 2:
                 raise ValueError(f"ids must be (B, T), got {tuple(ids.shape)}")
-            parts.append(self.tok_emb(ids))
+            emb = self.tok_emb(ids)
+            if token_bias is not None:
+                if token_bias.shape != emb.shape:
+                    raise ValueError(f"token_bias must be {tuple(emb.shape)}, got {tuple(token_bias.shape)}")
+                emb = emb + token_bias.to(emb.dtype)
+            parts.append(emb)
         if not parts:
             raise ValueError("DecoderLM.forward needs a prefix or ids")
         # under autocast the projected prefix comes out in half precision, the embedding does not
@@ -174,6 +184,8 @@ class DecoderLM(nn.Module, Pretrained):
         ids: torch.Tensor | None = None,
         use_cache: bool = True,
         allowed: slice | torch.Tensor | None = None,
+        token_bias: torch.Tensor | None = None,
+        uncond_token_bias: torch.Tensor | None = None,
     ) -> torch.LongTensor:
         """Sample `num_tokens` ids (B, num_tokens) after the prefix (B, P, ·) and optional given
         first ids (B, T0), which are not repeated in the output.
@@ -183,11 +195,30 @@ class DecoderLM(nn.Module, Pretrained):
         step samples from uncond + scale * (cond - uncond). At scale 1 it is ignored.
         `allowed` (a slice or LongTensor of ids) restricts which tokens can be sampled.
         `use_cache=False` recomputes the whole sequence at every step (reference and benchmark).
+        `token_bias` (B, T0 + num_tokens - 1, dim): added to the embedding of every id fed back in,
+        the given ids first, then generated tokens 0 .. num_tokens - 2 (see `forward`); with
+        guidance the unconditional rows get `uncond_token_bias` (default: the same bias).
         Logits are cast to fp32 before guidance and sampling, so this is safe under autocast."""
         guided = sampling.cfg_scale != 1.0
         if guided and uncond_prefix is None:
             raise ValueError(f"cfg_scale {sampling.cfg_scale} needs an uncond_prefix")
         x_prefix, x_ids = self._decode_inputs(prefix, ids, num_tokens, uncond_prefix if guided else None)
+        bias = token_bias
+        if bias is not None:
+            expected = (
+                x_ids.shape[0] // (2 if guided else 1),
+                x_ids.shape[1] + num_tokens - 1,
+                self.config.dim,
+            )
+            if tuple(bias.shape) != expected:
+                raise ValueError(f"token_bias must be {expected}, got {tuple(bias.shape)}")
+            if guided:
+                bias = torch.cat([bias, bias if uncond_token_bias is None else uncond_token_bias.to(bias)])
+        n_given = x_ids.shape[1]
+
+        def bias_at(lo: int, hi: int) -> torch.Tensor | None:  # bias of fed ids [lo, hi)
+            return None if bias is None else bias[:, lo:hi]
+
         mask = None if allowed is None else vocab_mask(allowed, self.config.vocab_size, x_ids.device)
 
         def pick(logits: torch.Tensor) -> torch.Tensor:  # (rows, V) -> (B,)
@@ -200,7 +231,8 @@ class DecoderLM(nn.Module, Pretrained):
 
         rows, n_in = x_ids.shape[0], x_ids.shape[1] + (x_prefix.shape[1] if x_prefix is not None else 0)
         caches = self.new_caches(rows, n_in + num_tokens - 1, x_ids.device) if use_cache else None
-        logits = self(x_ids, x_prefix, caches=caches)[:, -1]  # prefill: one forward over the inputs
+        # prefill: one forward over the inputs
+        logits = self(x_ids, x_prefix, caches=caches, token_bias=bias_at(0, n_given))[:, -1]
         out = []
         for step in range(num_tokens):
             tok = pick(logits)
@@ -208,11 +240,12 @@ class DecoderLM(nn.Module, Pretrained):
             if step == num_tokens - 1:
                 break
             tok = tok.repeat(2)[:, None] if guided else tok[:, None]  # same token in both halves
+            fed = n_given + step  # index of this token among the fed ids
             if use_cache:
-                logits = self(tok, caches=caches, start=n_in + step)[:, -1]
+                logits = self(tok, caches=caches, start=n_in + step, token_bias=bias_at(fed, fed + 1))[:, -1]
             else:
                 x_ids = torch.cat([x_ids, tok], dim=1)
-                logits = self(x_ids, x_prefix)[:, -1]
+                logits = self(x_ids, x_prefix, token_bias=bias_at(0, fed + 1))[:, -1]
         return torch.stack(out, dim=1)
 
     def _decode_inputs(
