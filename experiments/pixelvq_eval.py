@@ -46,16 +46,12 @@ def photos(side: int) -> torch.Tensor:
     return torch.stack(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", help="PixelVQ folder")
-    ap.add_argument("--n", type=int, default=500, help="held-out ShapeWorld scenes")
-    args = ap.parse_args()
-    torch.set_grad_enabled(False)
-    model = PixelVQ.from_pretrained(args.model).eval()
+def evaluate(model: PixelVQ, name: str, n: int, raw: dict) -> list[tuple[str, str, dict]]:
+    """One tokenizer on ShapeWorld and the photos -> table rows; fills raw[name]."""
     side, k = model.config.image_size, model.num_codes
-    rows, raw = [], {}
-
+    tag = (
+        f"{name} (K={k}, {model.config.vq.dim}-d{', restarts' if model.config.vq.restart_dead_codes else ''})"
+    )
     usage = CodeUsage(k)
 
     def roundtrip(x: torch.Tensor, _: int) -> torch.Tensor:
@@ -63,22 +59,34 @@ def main() -> None:
         usage.update(ids)
         return model.decode(z_q).clamp(-1, 1)
 
-    row, (orig, rec) = score_reconstructions(roundtrip, WorldConfig(size=side), n=args.n, desc="shapeworld")
+    row, (orig, rec) = score_reconstructions(roundtrip, WorldConfig(size=side), n=n, desc="shapeworld")
     row.update(usage.compute())
-    raw["shapeworld"] = row
-    save_grid(
-        np.stack([orig[:16], rec[:16]], 1).reshape(-1, *orig.shape[1:]), OUT / "shapeworld.png", ncols=8
-    )
-    rows.append(("ShapeWorld heldout", f"{args.n} x {side}px", row))
+    raw[name] = {"shapeworld": row}
+    pairs = np.stack([orig[:16], rec[:16]], 1).reshape(-1, *orig.shape[1:])
+    save_grid(pairs, OUT / f"{name}_shapeworld.png", ncols=8)
+    rows = [(tag, f"ShapeWorld heldout, {n} x {side}px", row)]
     for s in (side, 4 * side):
         x = photos(s)
         usage = CodeUsage(k)
         r = roundtrip(x, 0)
         row = {"n": len(x), "psnr": float(psnr(to_unit(r), to_unit(x)).mean()),
                "ssim": float(ssim(to_unit(r), to_unit(x)).mean()), **usage.compute()}  # fmt: skip
-        raw[f"photos_{s}"] = row
-        save_grid(torch.stack([x, r], 1).flatten(0, 1), OUT / f"photos_{s}.png", ncols=2 * len(x))
-        rows.append(("scikit-image photos", f"{len(x)} x {s}px", row))
+        raw[name][f"photos_{s}"] = row
+        save_grid(torch.stack([x, r], 1).flatten(0, 1), OUT / f"{name}_photos_{s}.png", ncols=2 * len(x))
+        rows.append((tag, f"scikit-image photos, {len(x)} x {s}px", row))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="PixelVQ folders")
+    ap.add_argument("--n", type=int, default=500, help="held-out ShapeWorld scenes")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    rows, raw = [], {}
+    for path in args.models:
+        model = PixelVQ.from_pretrained(path).eval()
+        rows += evaluate(model, Path(path).parent.name, args.n, raw)
     lines = []
     for name, size, r in rows:
         fidelity = f"{r['fidelity']:.3f}" if "fidelity" in r else "-"
@@ -88,12 +96,13 @@ def main() -> None:
         )
     table = (
         "# Pixel VQ tokenizer: reconstruction on held-out ShapeWorld scenes and real photos\n\n"
-        f"Command: `python experiments/pixelvq_eval.py {args.model}`; K = {k} codes of dimension "
-        f"{model.config.vq.dim}, {model.grid_size}x{model.grid_size} grid at {side}px. Photos: "
-        f"{', '.join(PHOTOS)} from `skimage.data` (centre crop, bicubic resize). Fidelity = graded "
+        f"Command: `python experiments/pixelvq_eval.py {' '.join(args.models)}`; 16x16 code grid at "
+        f"64 px. Photos: {', '.join(PHOTOS)} from `skimage.data` (centre crop, bicubic resize); the "
+        "tokenizers never saw a photo in training. Usage = distinct codes seen / K, perplexity = "
+        "2^entropy of the code histogram, both over each set. Fidelity = graded "
         "scene equals the original (ShapeWorld only). Examples: `pixelvq_eval/*.png` (input, "
         "reconstruction, ...).\n\n"
-        "| images | count x size | PSNR (dB) | SSIM | usage | perplexity | semantic fidelity |\n"
+        "| tokenizer | images | PSNR (dB) | SSIM | usage | perplexity | semantic fidelity |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
     )
     print(table)
