@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--diffusion", action="append", default=[], help="Dif-DTok folder (repeatable)")
     ap.add_argument("--n", type=int, default=500, help="held-out scenes per decoder and scale")
     ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--scales", type=int, nargs="+", default=None, help="TA-Tok scales (default: all)")
     ap.add_argument("--merge", action="store_true", help="keep the other models' rows of the last run")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -53,7 +54,9 @@ def main() -> None:
             codec = lambda x, b, m=model: m.codec(x).clamp(-1, 1)  # noqa: E731
             row, _ = score_reconstructions(codec, WorldConfig(), args.n, args.batch_size, desc="pixel VQ")
             raw["pixelvq"] = {"model": "codec of " + path, "machine": machine, "results": {"image": row}}
-        res, examples = evaluate_reconstruction(model, WorldConfig(), n=args.n, batch_size=args.batch_size)
+        res, examples = evaluate_reconstruction(
+            model, WorldConfig(), n=args.n, scales=args.scales, batch_size=args.batch_size
+        )
         raw[label] = {"model": path, "machine": machine, "results": res}
         for scale, (originals, recons) in examples.items():
             pairs = np.stack([originals[:16], recons[:16]], axis=1).reshape(-1, *originals.shape[1:])
