@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dialect.core.errors import DialectError
 from dialect.core.pretrained import Pretrained
-from dialect.detok.condition import TATokCondition
+from dialect.detok.condition import TATokCondition, resolve_generator
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig
 from dialect.tokenizers.pixelvq import PixelVQ, PixelVQConfig
 from dialect.tokenizers.tatok import TATok, TATokConfig
@@ -168,13 +167,8 @@ class ARDTok(nn.Module, Pretrained):
 
         Randomness: `generator` if given, else a fresh one seeded with `seed` (else the global
         RNG). `sampling` overrides guidance / temperature / top_k / top_p for this call."""
-        ids = torch.as_tensor(ids)
-        if ids.dim() != 2:
-            raise DialectError(f"TA-Tok ids must be (batch, tokens), got shape {tuple(ids.shape)}")
-        device = self.lm.head.weight.device
-        if generator is None and seed is not None:
-            generator = torch.Generator(device).manual_seed(seed)
-        features = self.condition.features(ids.to(device), scale)
+        generator = resolve_generator(generator, seed, self.lm.head.weight.device)
+        features = self.condition.features(ids, scale)
         pixel_ids = self.generate_ids(features, scale, generator=generator, **sampling)
         return self.codec.decode_ids(pixel_ids).clamp(-1, 1)
 

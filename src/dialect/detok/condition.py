@@ -33,6 +33,16 @@ from dialect.core.errors import DialectError
 from dialect.tokenizers.tatok import TATok, TATokConfig
 
 
+def resolve_generator(
+    generator: torch.Generator | None, seed: int | None, device: torch.device
+) -> torch.Generator | None:
+    """The de-tokenizers' sampling randomness: `generator` if given, else a fresh one seeded with
+    `seed` on `device`, else None (the global RNG)."""
+    if generator is None and seed is not None:
+        generator = torch.Generator(device).manual_seed(seed)
+    return generator
+
+
 class TATokCondition(nn.Module):
     """Frozen TA-Tok + trainable projection + learned null condition; see the module docstring."""
 
@@ -95,7 +105,9 @@ class TATokCondition(nn.Module):
 
     @torch.no_grad()
     def features(self, ids: torch.Tensor, scale: int) -> torch.Tensor:
-        """ids (B, n_scale) -> decoded TA-Tok features (B, h * w, C), fp32, no grad."""
+        """ids (B, n_scale), any tensor-like, -> decoded TA-Tok features (B, h * w, C), fp32, no
+        grad, on this module's device; a wrong shape or range -> DialectError (TA-Tok's checks)."""
+        ids = torch.as_tensor(ids).to(self.proj.weight.device)
         return self.tatok.decode_ids(ids, scale).flatten(1, 2).float()
 
     def project(self, features: torch.Tensor, scale: int) -> torch.Tensor:

@@ -54,7 +54,7 @@ from torch import nn
 
 from dialect.core.errors import DialectError
 from dialect.core.pretrained import Pretrained
-from dialect.detok.condition import TATokCondition
+from dialect.detok.condition import TATokCondition, resolve_generator
 from dialect.nn.blocks import Block, RMSNorm, init_transformer_weights
 from dialect.nn.rope import rope_2d
 from dialect.tokenizers.pixelvq import PixelVQ, PixelVQConfig
@@ -362,10 +362,8 @@ class DifDTok(nn.Module, Pretrained):
 
         Randomness: `generator` if given, else a fresh one seeded with `seed` (else the global RNG).
         Defaults: `config.sample_steps` Euler steps, `config.guidance`."""
-        device = self.patch_in.weight.device
-        if generator is None and seed is not None:
-            generator = torch.Generator(device).manual_seed(seed)
-        features = self.condition.features(torch.as_tensor(ids).to(device), scale)
+        generator = resolve_generator(generator, seed, self.patch_in.weight.device)
+        features = self.condition.features(ids, scale)
         return self.decode_target(self.sample(features, scale, steps, guidance, generator))
 
     @torch.no_grad()
