@@ -19,18 +19,16 @@ import torch
 from dialect.cli.tokenize import load_image
 from dialect.core.errors import DialectError
 from dialect.core.images import save_grid
-from dialect.detok.ar import ARDTok
-from dialect.detok.diffusion import DifDTok
+from dialect.detok import DECODERS, ARDTok, DifDTok
 
-DECODERS = {"ar": (ARDTok, "runs/tiny/ardtok/model"), "diffusion": (DifDTok, "runs/tiny/difdtok/model")}
+DEFAULT_PATHS = {"ar": "runs/tiny/ardtok/model", "diffusion": "runs/tiny/difdtok/model"}
 
 
 def load_detokenizer(decoder: str, path: str | None) -> ARDTok | DifDTok:
     """The de-tokenizer of kind `decoder` ("ar" | "diffusion") from `path` (None: its tiny run)."""
     if decoder not in DECODERS:
         raise DialectError(f"--decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-    cls, default = DECODERS[decoder]
-    return cls.from_pretrained(path or default).eval()
+    return DECODERS[decoder].from_pretrained(path or DEFAULT_PATHS[decoder]).eval()
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -91,13 +91,19 @@ class Pretrained:
         return config_from_dict(cls.config_class, data, source=str(cfg_file))
 
     @classmethod
+    def _from_config(cls: type[M], config: Any, path: Path) -> M:
+        """The empty model `from_pretrained` loads weights into; a model whose construction needs
+        more than its config (e.g. a tokenizer file saved beside it) reads it from `path` here."""
+        return cls(config)
+
+    @classmethod
     def from_pretrained(cls: type[M], path: str | Path, map_location: str | torch.device = "cpu") -> M:
         """Rebuild the model from `path/config.json` and load `path/model.safetensors` strictly."""
         config = cls.load_config(path)
         weights = Path(path) / WEIGHTS_NAME
         if not weights.is_file():
             raise DialectError(f"{path} is not a saved model: {WEIGHTS_NAME} is missing")
-        model = cls(config)
+        model = cls._from_config(config, Path(path))
         load_weights(model, weights, map_location)
         return model.to(map_location)
 

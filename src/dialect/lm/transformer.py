@@ -186,6 +186,7 @@ class DecoderLM(nn.Module, Pretrained):
         allowed: slice | torch.Tensor | None = None,
         token_bias: torch.Tensor | None = None,
         uncond_token_bias: torch.Tensor | None = None,
+        stop_id: int | None = None,
     ) -> torch.LongTensor:
         """Sample `num_tokens` ids (B, num_tokens) after the prefix (B, P, ·) and optional given
         first ids (B, T0), which are not repeated in the output.
@@ -198,6 +199,8 @@ class DecoderLM(nn.Module, Pretrained):
         `token_bias` (B, T0 + num_tokens - 1, dim): added to the embedding of every id fed back in,
         the given ids first, then generated tokens 0 .. num_tokens - 2 (see `forward`); with
         guidance the unconditional rows get `uncond_token_bias` (default: the same bias).
+        `stop_id`: decoding ends early once every row has produced it (a row keeps sampling after
+        its own stop; callers cut each row at its first stop), so the output may be shorter.
         Logits are cast to fp32 before guidance and sampling, so this is safe under autocast."""
         guided = sampling.cfg_scale != 1.0
         if guided and uncond_prefix is None:
@@ -234,10 +237,13 @@ class DecoderLM(nn.Module, Pretrained):
         # prefill: one forward over the inputs
         logits = self(x_ids, x_prefix, caches=caches, token_bias=bias_at(0, n_given))[:, -1]
         out = []
+        stopped = torch.zeros(rows // (2 if guided else 1), dtype=torch.bool, device=x_ids.device)
         for step in range(num_tokens):
             tok = pick(logits)
             out.append(tok)
-            if step == num_tokens - 1:
+            if stop_id is not None:
+                stopped |= tok == stop_id
+            if step == num_tokens - 1 or bool(stopped.all()):
                 break
             tok = tok.repeat(2)[:, None] if guided else tok[:, None]  # same token in both halves
             fed = n_given + step  # index of this token among the fed ids

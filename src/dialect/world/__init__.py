@@ -10,7 +10,7 @@ edits (edit triples), prompts (GenEval-style prompts + constraints), example (on
 grade (parse_image, scene_equal, satisfies, recovery).
 """
 
-from dialect.world.edits import EDIT_TYPES, make_edits
+from dialect.world.edits import EDIT_TYPES, make_edits, make_variation
 from dialect.world.example import example_rng, make_example
 from dialect.world.grade import (
     ParsedScene,
@@ -60,6 +60,7 @@ __all__ = [
     "captions",
     "example_rng",
     "make_edits",
+    "make_variation",
     "make_example",
     "make_prompt",
     "make_prompts",

@@ -125,3 +125,20 @@ def make_edits(
         if made:
             out.append({"instruction": made[0], "type": etype, "target": made[1]})
     return out
+
+
+def make_variation(rng: np.random.Generator, scene: Scene, cfg: WorldConfig) -> Scene:
+    """The same scene re-composed: every object keeps its shape, colour, size and 3x3 bucket (so the
+    result is `scene_equal` to the input) but gets a fresh position inside its bucket; an object
+    that finds no free spot keeps its old position."""
+    m = cfg.bucket_margin
+    placed: list[Obj] = []
+    for k, obj in enumerate(scene.objects):
+        col, row = int(min(obj.x * 3, 2)), int(min(obj.y * 3, 2))
+        others = placed + list(scene.objects[k + 1 :])
+        new = place(
+            rng, obj.shape, obj.color, obj.size, others, cfg,
+            (col / 3 + m, (col + 1) / 3 - m), (row / 3 + m, (row + 1) / 3 - m),
+        )  # fmt: skip
+        placed.append(new if new is not None else obj)
+    return scene.with_objects(placed)

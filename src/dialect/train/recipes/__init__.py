@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dialect.core.errors import DialectError
-from dialect.train.recipes import ardtok, autoencoder, difdtok, encoder, pixelvq, tatok
+from dialect.train.recipes import ardtok, autoencoder, difdtok, encoder, lm, pixelvq, tatok
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ RECIPES: dict[str, Recipe] = {
     "pixelvq": Recipe(pixelvq.PixelVQRun, pixelvq.train),
     "ardtok": Recipe(ardtok.ARDTokRun, ardtok.train),
     "difdtok": Recipe(difdtok.DifDTokRun, difdtok.train),
+    "lm": Recipe(lm.LMRun, lm.train),
 }
 
 

@@ -1,0 +1,65 @@
+"""Recipe for Tar, the unified LM (`dialect train lm`): captions, answers, generates and edits
+images as tokens of one vocabulary.
+
+The frozen TA-Tok comes from a trained folder (`tatok=`, from `dialect train tatok`); its config
+and weights are copied into the model, so the saved folder reads images on its own. Training data
+is ShapeWorld (every task, mixed by `model.tasks.weights`) or a user JSONL file (`data.source=jsonl
+data.path=pairs.jsonl`: captions -> caption + t2i, question/answer -> vqa, instruction/target ->
+ti2i; see `unified.tasks.JsonlTasks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from torch.utils.data import Dataset
+
+from dialect.core.errors import DialectError
+from dialect.data.build import DataConfig, transform_for
+from dialect.tokenizers.tatok import TATok
+from dialect.train.config import TrainConfig
+from dialect.train.recipes.common import require_trained, run_training
+from dialect.unified import JsonlTasks, ShapeWorldTasks, Tar, TarConfig
+from dialect.world import WorldConfig
+
+
+@dataclass
+class LMRun:
+    model: TarConfig = field(default_factory=TarConfig)
+    tatok: str = "runs/tiny/tatok/model"  # trained TATok folder (the image tokenizer)
+    text_model: str = ""  # local LM folder of the text embeddings; "" = the shipped MiniLM
+    data: DataConfig = field(default_factory=DataConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/lm"))
+
+
+def build_tar(cfg: LMRun) -> Tar:
+    """A fresh Tar carrying the trained TA-Tok, its embeddings initialised by `model.init`."""
+    require_trained(cfg.tatok, "TA-Tok", "dialect train tatok --preset tiny", "tatok")
+    tatok = TATok.from_pretrained(cfg.tatok)
+    cfg.model.tatok = tatok.config
+    model = Tar(cfg.model)
+    model.load_tatok(tatok)
+    model.init_embeddings(text_model=cfg.text_model or None)
+    return model
+
+
+def build_tasks(cfg: LMRun) -> Dataset:
+    d, scales = cfg.data, cfg.model.tatok.num_scales
+    if d.source == "shapeworld":
+        length = d.length or 2**31 - 1
+        world = replace(cfg.world, size=d.size)
+        return ShapeWorldTasks(cfg.model.tasks, world, scales, seed=d.seed, length=length, split=d.split)
+    if d.source == "jsonl":
+        if not d.path:
+            raise DialectError("data.source=jsonl needs data.path=FILE.jsonl")
+        return JsonlTasks(d.path, cfg.model.tasks, scales, transform_for(d), d.seed, d.strict, d.min_size)
+    raise DialectError(f"the LM trains on data.source shapeworld or jsonl, got {d.source!r}")
+
+
+def train(cfg: LMRun) -> dict:
+    def build():
+        model = build_tar(cfg)
+        return model, build_tasks(cfg)
+
+    return run_training(cfg, build)

@@ -1,0 +1,264 @@
+"""Tar: one decoder-only LM whose vocabulary holds words and TA-Tok image codes alike.
+
+    image -> frozen TA-Tok -> codes -> image tokens <I..>  (vocabulary ids, `unified.vocab`)
+    chat template (`unified.template`) -> one id sequence -> the project's DecoderLM
+    loss: next-token cross-entropy on the assistant turns only (the paper's L = -sum log p(u_i | u_<i))
+
+Input images are read at `understand_scale` (the paper: the finest scale for understanding);
+output images are written at the scale each training sample draws (`tasks.scale_weights`).
+The model carries its frozen TA-Tok so that a saved folder can read images on its own; turning
+generated codes back into pixels is the de-tokenizers' job (`detok`), wired up by the pipeline.
+
+Initialisation of the embedding table (`init`, the paper's "LLM initialisation" and its ablations):
+    text-aligned  text rows = MiniLM's rows of those pieces; image rows = the TA-Tok codebook
+                  C = L2norm(W E) (image token i starts at code i, i.e. at its transformed word);
+                  markers as in `random`
+    random        image rows and markers ~ N(0, 0.02), like a plain VQ vocabulary
+    mean          image rows and markers = the mean of the text rows
+Text rows come from MiniLM in every mode: in the paper the LM is pretrained, so only the new rows
+differ between the modes, and so it is here. MiniLM and the codebook are 384-d; when the LM width
+d differs, the text and codebook rows go through one shared map: the top-d principal directions of
+the text and codebook rows (d < 384) or zero-padding (d > 384), so that image codes keep their place among the
+words. The mapped rows are then rescaled to the row norm of an N(0, 0.02) init, so every mode
+starts the LM at the same scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dialect.core.errors import DialectError
+from dialect.core.pretrained import Pretrained
+from dialect.lm import DecoderLM, LMConfig, SamplingConfig
+from dialect.quant.embeddings import load_token_embeddings
+from dialect.tokenizers.tatok import TATok, TATokConfig
+from dialect.unified.tasks import TaskConfig, conversation
+from dialect.unified.template import ImageSpan, encode_conversation, pad_batch
+from dialect.unified.vocab import END, IM_START, TarVocab, VocabConfig
+
+INIT_MODES = ("text-aligned", "random", "mean")
+
+
+@dataclass
+class TarConfig:
+    vocab: VocabConfig = field(default_factory=VocabConfig)  # image codes / scales set from the TA-Tok
+    tatok: TATokConfig = field(default_factory=TATokConfig)  # the frozen image tokenizer
+    lm: LMConfig = field(default_factory=lambda: LMConfig(dim=256, depth=4, heads=4, max_len=256))
+    tasks: TaskConfig = field(default_factory=TaskConfig)  # training mix (used by the recipe)
+    init: str = "text-aligned"  # text-aligned | random | mean (see the module docstring)
+    understand_scale: int = 0  # TA-Tok scale of input images (the paper: finest)
+
+
+class Tar(nn.Module, Pretrained):
+    """The unified LM + its vocabulary + its frozen TA-Tok. `training_losses(batch)` trains all
+    four tasks from a batch of `unified.tasks` samples."""
+
+    config_class = TarConfig
+
+    def __init__(self, config: TarConfig, vocab: TarVocab | None = None) -> None:
+        super().__init__()
+        if config.init not in INIT_MODES:
+            raise DialectError(f"init must be one of {', '.join(INIT_MODES)}, got {config.init!r}")
+        self.config = config
+        config.vocab.num_image_codes = config.tatok.vq.num_codes
+        config.vocab.num_scales = config.tatok.num_scales
+        if not 0 <= config.understand_scale < config.tatok.num_scales:
+            raise DialectError(f"understand_scale must be in [0, {config.tatok.num_scales})")
+        self.vocab = vocab if vocab is not None else TarVocab.build(config.vocab)
+        self.tatok = TATok(config.tatok).eval().requires_grad_(False)
+        config.lm.vocab_size = len(self.vocab)
+        config.lm.prefix_dim = 0
+        self.lm = DecoderLM(config.lm)
+
+    # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def _from_config(cls, config: TarConfig, path: Path) -> Tar:
+        return cls(config, TarVocab.load(path, config.vocab))
+
+    def save_pretrained(self, path, extra_files: dict[str, str] | None = None) -> Path:
+        import json
+
+        files = {
+            "tokenizer.json": json.dumps(self.vocab._json, ensure_ascii=False),
+            "text_rows.json": json.dumps(self.vocab.source_rows.tolist()),
+            **(extra_files or {}),
+        }
+        return super().save_pretrained(path, files)
+
+    def train(self, mode: bool = True) -> Tar:
+        super().train(mode)
+        self.tatok.eval()
+        return self
+
+    # ------------------------------------------------------------------ initialisation
+    def load_tatok(self, tatok: TATok) -> None:
+        """Copy a trained TA-Tok's weights into the frozen tokenizer (configs must match)."""
+        self.tatok.load_state_dict(tatok.state_dict())
+
+    @torch.no_grad()
+    def init_embeddings(self, mode: str | None = None, text_model: str | None = None) -> None:
+        """Set the token-embedding table by `mode` (default: the config's); see the module
+        docstring. `text_model`: the local LM folder whose table the text rows come from (MiniLM)."""
+        mode = mode or self.config.init
+        if mode not in INIT_MODES:
+            raise DialectError(f"init must be one of {', '.join(INIT_MODES)}, got {mode!r}")
+        emb = self.lm.tok_emb.weight
+        table = load_token_embeddings(text_model).weight[self.vocab.source_rows]  # (n_text, 384)
+        codes = self.tatok.quantizer.codebook.codes().float()  # (K, D)
+        if codes.shape[1] != table.shape[1]:
+            raise DialectError(
+                f"codebook width {codes.shape[1]} != text embedding width {table.shape[1]}: "
+                "text-aligned init needs the TA-Tok codebook built from the same LM's table"
+            )
+        text, image = _to_width(table, codes, emb.shape[1])
+        target_norm = 0.02 * emb.shape[1] ** 0.5
+        scale = target_norm / text.norm(dim=1).mean()
+        n_text, off = self.vocab.n_text, self.vocab.image_offset
+        emb[:n_text] = text * scale
+        new = torch.randn(len(self.vocab) - n_text, emb.shape[1]) * 0.02
+        if mode == "mean":
+            new[:] = emb[:n_text].mean(0)
+        elif mode == "text-aligned":
+            new[off - n_text :] = image * (target_norm / image.norm(dim=1).mean())
+        emb[n_text:] = new.to(emb)
+
+    # ------------------------------------------------------------------ sequences
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor, scale: int) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> TA-Tok codes (B, n_scale)."""
+        return self.tatok.encode_ids(images, scale)
+
+    def batch_sequences(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """A collated batch of task samples -> ids (B, T), loss_mask (B, T) (right-padded)."""
+        metas = batch["meta"]
+        us = self.config.understand_scale
+        needs_input = [i for i, m in enumerate(metas) if m["task"] != "t2i"]
+        inputs: dict[int, ImageSpan] = {}
+        if needs_input:
+            codes = self.encode_images(batch["image"][needs_input], us).cpu()
+            inputs = {i: ImageSpan(c, us) for i, c in zip(needs_input, codes, strict=True)}
+        outputs: dict[int, ImageSpan] = {}
+        for scale in sorted({m["scale"] for m in metas if m["scale"] >= 0}):
+            idx = [i for i, m in enumerate(metas) if m["scale"] == scale]
+            codes = self.encode_images(batch["target"][idx], scale).cpu()
+            outputs.update({i: ImageSpan(c, scale) for i, c in zip(idx, codes, strict=True)})
+        seqs, masks = [], []
+        for i, meta in enumerate(metas):
+            ids, mask = encode_conversation(self.vocab, conversation(meta, inputs.get(i), outputs.get(i)))
+            seqs.append(ids)
+            masks.append(mask)
+        if max(len(s) for s in seqs) > self.config.lm.max_len:
+            raise DialectError(
+                f"a training sequence has {max(len(s) for s in seqs)} tokens > lm.max_len "
+                f"{self.config.lm.max_len}; raise lm.max_len or shorten the texts"
+            )
+        return pad_batch(seqs, masks, self.vocab.pad_id)
+
+    def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        ids, mask = self.batch_sequences(batch)
+        device = self.lm.tok_emb.weight.device
+        ids, mask = ids.to(device), mask.to(device)
+        logits = self.lm(ids[:, :-1]).float()  # row t predicts ids[t + 1]
+        target, weight = ids[:, 1:], mask[:, 1:]
+        ce = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
+        ce = ce.view_as(weight)
+        out = {"loss": (ce * weight).sum() / weight.sum().clamp_min(1.0)}
+        is_image = (target >= self.vocab.image_offset).float() * weight
+        is_text = weight - is_image
+        for name, w in (("image_loss", is_image), ("text_loss", is_text)):
+            if w.sum() > 0:
+                out[name] = ((ce * w).sum() / w.sum()).detach()
+        return out
+
+    # ------------------------------------------------------------------ inference
+    def image_spans(self, images: torch.Tensor, scale: int | None = None) -> list[ImageSpan]:
+        """(B, 3, H, W) in [-1, 1] -> one ImageSpan per image (default: the understanding scale)."""
+        scale = self.config.understand_scale if scale is None else scale
+        device = self.lm.tok_emb.weight.device
+        return [ImageSpan(c, scale) for c in self.encode_images(images.to(device), scale).cpu()]
+
+    def _grouped(self, prompts: list[list[int]]) -> list[tuple[list[int], torch.Tensor]]:
+        """Prompts grouped by length (no padding inside the causal LM): [(indices, ids (b, T))]."""
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(len(p), []).append(i)
+        device = self.lm.tok_emb.weight.device
+        return [
+            (idx, torch.tensor([prompts[i] for i in idx], dtype=torch.long, device=device))
+            for idx in groups.values()
+        ]
+
+    @torch.no_grad()
+    def generate_text(
+        self,
+        conversations: list[list],
+        max_new_tokens: int = 48,
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[str]:
+        """The assistant's text reply to each conversation (greedy by default). Decoding is
+        constrained to text tokens and stops at <|end|>."""
+        sampling = sampling or SamplingConfig(temperature=0.0)
+        v = self.vocab
+        end = v.special(END)
+        allowed = torch.tensor([i for i in range(v.n_text) if i != v.pad_id] + [end])
+        prompts = [encode_conversation(v, turns, add_generation_prompt=True)[0] for turns in conversations]
+        room = self.config.lm.max_len - max(len(p) for p in prompts) + 1
+        if room < 1:
+            raise DialectError(f"prompt of {max(len(p) for p in prompts)} tokens leaves no room in max_len")
+        replies: list[str] = [""] * len(prompts)
+        for idx, ids in self._grouped(prompts):
+            out = self.lm.generate(
+                None, min(max_new_tokens, room), sampling, generator=generator, ids=ids,
+                allowed=allowed, stop_id=end,
+            )  # fmt: skip
+            for i, row in zip(idx, out.tolist(), strict=True):
+                row = row[: row.index(end)] if end in row else row
+                replies[i] = v.decode_text(row)
+        return replies
+
+    @torch.no_grad()
+    def generate_codes(
+        self,
+        conversations: list[list],
+        scale: int,
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """TA-Tok codes (B, n_scale) of the image the assistant answers each conversation with.
+        The reply is forced to start with `<im_start> <S_k>` and constrained to exactly n_scale
+        image tokens (the paper's sampling: temperature 1, top-p 0.95, top-k 1200, no guidance)."""
+        sampling = sampling or SamplingConfig(temperature=1.0, top_k=1200, top_p=0.95)
+        v = self.vocab
+        n = self.tatok.num_tokens(scale)
+        head = [v.special(IM_START), v.scale_id(scale)]
+        prompts = [
+            encode_conversation(v, turns, add_generation_prompt=True)[0] + head for turns in conversations
+        ]
+        if max(len(p) for p in prompts) + n - 1 > self.config.lm.max_len:
+            raise DialectError(f"prompt + {n} image tokens exceed lm.max_len {self.config.lm.max_len}")
+        codes = torch.empty(len(prompts), n, dtype=torch.long)
+        for idx, ids in self._grouped(prompts):
+            out = self.lm.generate(None, n, sampling, generator=generator, ids=ids, allowed=v.image_range)
+            codes[idx] = v.codes(out).cpu()
+        return codes
+
+
+def _to_width(text: torch.Tensor, codes: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One shared linear map of text rows (n, D) and codebook rows (K, D) to `width` columns: the top
+    principal directions of all rows (width < D), identity (=), or zero-padding (>)."""
+    D = text.shape[1]
+    if width == D:
+        return text, codes
+    if width > D:
+        pad = lambda x: torch.cat([x, x.new_zeros(x.shape[0], width - D)], dim=1)  # noqa: E731
+        return pad(text), pad(codes)
+    rows = torch.cat([text, codes])  # both sets, so there are enough directions when n < width
+    mean = rows.mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(rows - mean, full_matrices=False)
+    basis = v[:width].T  # (D, width)
+    return (text - mean) @ basis, (codes - mean) @ basis

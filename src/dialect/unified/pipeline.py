@@ -1,0 +1,219 @@
+"""`Dialect`: the user-facing pipeline around a trained Tar and its de-tokenizers.
+
+    d = Dialect.from_pretrained("path/to/model")     # or Dialect.from_pretrained() for the shipped one
+    d.caption(image)                                 # -> "a small red circle on the left ..."
+    d.ask(image, "what color is the square?")        # -> "blue"
+    d.generate("a blue square above a red circle", n=4, scale=0, decoder="ar", seed=0)  # -> images
+    d.edit(image, "make the circle green")           # -> image
+    d.variation(image)                               # -> image
+
+A model folder holds `tar/` (the LM, its vocabulary and frozen TA-Tok) and one folder per
+de-tokenizer it ships (`ar/`, `diffusion/`), plus a model card. Images go in as file paths, PIL
+images, uint8 arrays (H, W, 3) or tensors (3, H, W) / (B, 3, H, W) in [-1, 1]; images come out as
+tensors (B, 3, H, W) in [-1, 1] (`dialect.core.images.to_uint8` / `save_grid` to write them).
+Sampling defaults are the paper's (T2I: temperature 1.0, top-p 0.95, top-k 1200, no guidance in
+the LM; text: greedy), all overridable per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dialect.core.errors import DialectError
+from dialect.data.transforms import BadImage, ImageTransform, decode_image, to_rgb
+from dialect.detok import DECODERS
+from dialect.lm import SamplingConfig
+from dialect.unified.model import Tar
+from dialect.unified.tasks import REQUESTS
+
+MAX_PIXELS = 4096 * 4096  # larger inputs are refused rather than decoded into memory
+MAX_PROMPT_CHARS = 1000
+MAX_IMAGES = 64
+DEFAULT_MODEL = "default"  # the model shipped inside the package: dialect/models/default
+
+
+def default_model_path() -> Path:
+    """The shipped tiny model (`src/dialect/models/default`)."""
+    return Path(str(resources.files("dialect") / "models" / DEFAULT_MODEL))
+
+
+def load_image_tensor(image: Any, size: int) -> torch.Tensor:
+    """A path / PIL image / uint8 array (H, W, 3) / tensor in [-1, 1] -> (B, 3, size, size).
+    Unreadable, non-image or oversized inputs -> DialectError naming the problem."""
+    if isinstance(image, torch.Tensor):
+        x = image.unsqueeze(0) if image.dim() == 3 else image
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise DialectError(f"an image tensor must be (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bicubic", antialias=True)
+        return x.float().clamp(-1, 1)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise DialectError(f"an image array must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        image = Image.fromarray(image)
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise DialectError(f"image file not found: {path}")
+        try:
+            with Image.open(path) as probe:
+                w, h = probe.size
+        except Exception:
+            raise DialectError(f"cannot use {path}: not an image file") from None
+        if w * h > MAX_PIXELS:
+            raise DialectError(f"{path} is {w}x{h}: images are limited to {MAX_PIXELS:,} pixels")
+        try:
+            image = decode_image(path)
+        except BadImage as exc:
+            raise DialectError(f"cannot use {path}: {exc.reason}") from None
+    if not isinstance(image, Image.Image):
+        raise DialectError(f"cannot read an image from a {type(image).__name__}")
+    if image.width * image.height > MAX_PIXELS:
+        raise DialectError(f"image is {image.width}x{image.height}: limited to {MAX_PIXELS:,} pixels")
+    return ImageTransform(size=size)(to_rgb(image), 0).unsqueeze(0)
+
+
+def _check_text(text: str, what: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise DialectError(f"the {what} is empty: give some text")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise DialectError(f"the {what} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
+    return text.strip()
+
+
+class Dialect:
+    """Tar + de-tokenizers behind caption / ask / generate / edit / variation."""
+
+    def __init__(self, tar: Tar, decoders: dict[str, Any], path: str = "") -> None:
+        self.tar = tar.eval()
+        self.decoders = {k: d.eval() for k, d in decoders.items()}
+        self.path = path
+        for kind, dec in self.decoders.items():
+            mine = tar.tatok.quantizer.codebook.codes()
+            theirs = dec.condition.tatok.quantizer.codebook.codes()
+            if mine.shape != theirs.shape or not torch.allclose(mine, theirs.to(mine)):
+                raise DialectError(f"the {kind} de-tokenizer reads a different TA-Tok than the LM")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu") -> Dialect:
+        """A model folder with `tar/` and de-tokenizer folders (`ar/`, `diffusion/`); None -> the
+        shipped default model."""
+        root = Path(path) if path else default_model_path()
+        if not (root / "tar" / "config.json").is_file():
+            hint = " (the shipped model is missing: reinstall, or train one with `dialect train all`)"
+            raise DialectError(
+                f"{root} is not a Dialect model folder: no tar/config.json" + ("" if path else hint)
+            )
+        tar = Tar.from_pretrained(root / "tar", map_location=device)
+        decoders = {
+            kind: cls_.from_pretrained(root / kind, map_location=device)
+            for kind, cls_ in DECODERS.items()
+            if (root / kind / "config.json").is_file()
+        }
+        if not decoders:
+            raise DialectError(f"{root} holds no de-tokenizer folder ({', '.join(DECODERS)})")
+        return cls(tar, decoders, str(root))
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def image_size(self) -> int:
+        return self.tar.config.tatok.teacher.image_size
+
+    def _images(self, images: Any) -> torch.Tensor:
+        if isinstance(images, (list, tuple)):
+            if not images:
+                raise DialectError("no images given")
+            return torch.cat([load_image_tensor(im, self.image_size) for im in images])
+        return load_image_tensor(images, self.image_size)
+
+    def _decoder(self, decoder: str):
+        if decoder not in self.decoders:
+            raise DialectError(f"this model has no '{decoder}' decoder; it has {', '.join(self.decoders)}")
+        return self.decoders[decoder]
+
+    def _image_sampling(self, temperature, top_k, top_p) -> SamplingConfig:
+        return SamplingConfig(
+            temperature=1.0 if temperature is None else temperature,
+            top_k=1200 if top_k is None else top_k,
+            top_p=0.95 if top_p is None else top_p,
+        )
+
+    def decode(
+        self, codes: torch.Tensor, scale: int, decoder: str = "ar", seed: int | None = 0, **sampling
+    ) -> torch.Tensor:
+        """TA-Tok codes (B, n_scale) -> images (B, 3, H, W) through a de-tokenizer."""
+        dec = self._decoder(decoder)
+        return dec.decode_ids(codes, scale, seed=seed, **sampling).float().clamp(-1, 1)
+
+    # ------------------------------------------------------------------ understanding
+    @torch.no_grad()
+    def ask(self, images: Any, questions: str | Sequence[str], max_new_tokens: int = 48) -> list[str]:
+        """Answer each question about its image (one question for all images, or one per image)."""
+        x = self._images(images)
+        qs = [questions] * len(x) if isinstance(questions, str) else list(questions)
+        if len(qs) != len(x):
+            raise DialectError(f"{len(qs)} questions for {len(x)} images")
+        qs = [_check_text(q, "question") for q in qs]
+        spans = self.tar.image_spans(x)
+        convs = [[("user", [span, q])] for span, q in zip(spans, qs, strict=True)]
+        return self.tar.generate_text(convs, max_new_tokens)
+
+    def caption(self, images: Any, max_new_tokens: int = 48) -> list[str]:
+        """One caption per image."""
+        return self.ask(images, REQUESTS["caption"][0], max_new_tokens)
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate_codes(
+        self, prompts: str | Sequence[str], n: int = 1, scale: int = 0, seed: int | None = 0,
+        temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """TA-Tok codes (len(prompts) * n, n_scale): n samples per prompt, prompt-major."""
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not texts or not 1 <= n * len(texts) <= MAX_IMAGES:
+            raise DialectError(f"ask for 1..{MAX_IMAGES} images in all, got {n} x {len(texts)} prompts")
+        texts = [_check_text(t, "prompt") for t in texts for _ in range(n)]
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        convs = [[("user", [t])] for t in texts]
+        return self.tar.generate_codes(convs, scale, self._image_sampling(temperature, top_k, top_p), gen)
+
+    def generate(
+        self, prompts: str | Sequence[str], n: int = 1, scale: int = 0, decoder: str = "ar",
+        seed: int | None = 0, temperature: float | None = None, top_k: int | None = None,
+        top_p: float | None = None, **decoder_sampling,
+    ) -> torch.Tensor:  # fmt: skip
+        """Text -> images (len(prompts) * n, 3, H, W): Tar writes TA-Tok codes, the de-tokenizer
+        (`decoder` "ar" | "diffusion"; `decoder_sampling` e.g. guidance=...) paints them."""
+        self._decoder(decoder)
+        codes = self.generate_codes(prompts, n, scale, seed, temperature, top_k, top_p)
+        return self.decode(codes, scale, decoder, seed, **decoder_sampling)
+
+    @torch.no_grad()
+    def edit(
+        self, images: Any, instructions: str | Sequence[str], scale: int = 0, decoder: str = "ar",
+        seed: int | None = 0, temperature: float | None = None, top_k: int | None = None,
+        top_p: float | None = None, **decoder_sampling,
+    ) -> torch.Tensor:  # fmt: skip
+        """Image + instruction -> edited image (TI2I); one instruction for all, or one per image."""
+        x = self._images(images)
+        ins = [instructions] * len(x) if isinstance(instructions, str) else list(instructions)
+        if len(ins) != len(x):
+            raise DialectError(f"{len(ins)} instructions for {len(x)} images")
+        ins = [_check_text(t, "instruction") for t in ins]
+        self._decoder(decoder)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        convs = [[("user", [span, t])] for span, t in zip(self.tar.image_spans(x), ins, strict=True)]
+        codes = self.tar.generate_codes(convs, scale, self._image_sampling(temperature, top_k, top_p), gen)
+        return self.decode(codes, scale, decoder, seed, **decoder_sampling)
+
+    def variation(self, images: Any, **kwargs) -> torch.Tensor:
+        """Image -> a variation of it (I2I): the same objects, freshly composed."""
+        x = self._images(images)
+        return self.edit(x, REQUESTS["variation"][0], **kwargs)

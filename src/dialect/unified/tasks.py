@@ -1,0 +1,204 @@
+"""Tar's four tasks as training samples, from ShapeWorld or from a user JSONL file.
+
+Every sample is a dict the trainer collates:
+
+    "image":  (3, H, W) in [-1, 1]  the input image (I2T, I2I, TI2I) or the image to draw (T2I)
+    "target": (3, H, W) in [-1, 1]  the output image (T2I: the image itself; I2I / TI2I: the new
+              image; I2T: the input again, unused)
+    "meta":   {"task", "user" (the user's text), "answer" (assistant text, "" for image outputs),
+               "scale" (TA-Tok scale of the output image, -1 for text outputs), ...}
+
+Tasks (paper section "Tar, the unified LM"):
+    caption  user: image + caption request           assistant: a caption          (I2T)
+    vqa      user: image + question                  assistant: one-word answer     (I2T)
+    t2i      user: a caption as the prompt           assistant: image at scale k    (T2I)
+    i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
+    ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
+The task of sample i and the output scale are drawn from (seed, i) with the configured weights,
+so a dataset is deterministic and resumable like every other source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from dialect.core.errors import DialectError
+from dialect.core.images import to_tensor
+from dialect.data.sample import skip_or_raise
+from dialect.data.sources import JsonlDataset
+from dialect.data.transforms import BadImage, ImageTransform, decode_image
+from dialect.world import WorldConfig, make_example, make_variation, render
+from dialect.world.scene import SPLITS, Scene
+
+TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i")
+IMAGE_OUTPUT = ("t2i", "i2i", "ti2i")
+REQUESTS = {
+    "caption": (
+        "describe the image.",
+        "what is in this picture?",
+        "write a caption for this image.",
+        "caption this image.",
+    ),
+    "redraw": ("redraw this image.", "draw this image again.", "copy this picture."),
+    "variation": ("draw a variation of this image.", "make a similar picture.", "show the same scene again."),
+}
+
+
+@dataclass
+class TaskConfig:
+    """Which tasks a Tar run trains on and how often; which TA-Tok scale an output image uses."""
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"caption": 1.0, "vqa": 2.0, "t2i": 3.0, "i2i": 0.5, "ti2i": 1.0}
+    )
+    scale_weights: list[float] = field(default_factory=lambda: [1.0])  # per scale, for output images
+    variation: float = 0.5  # fraction of i2i samples that are variations (the rest: redraws)
+
+    def validate(self, num_scales: int) -> TaskConfig:
+        unknown = set(self.weights) - set(TASKS)
+        if unknown:
+            raise DialectError(f"unknown Tar task(s) {sorted(unknown)}; known: {', '.join(TASKS)}")
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise DialectError(f"task weights must be >= 0 with a positive sum, got {self.weights}")
+        sw = self.scale_weights
+        if not sw or len(sw) > num_scales or any(w < 0 for w in sw) or sum(sw) <= 0:
+            raise DialectError(
+                f"scale_weights needs 1..{num_scales} non-negative weights with a positive sum, got {sw}"
+            )
+        return self
+
+    def draw(self, rng: np.random.Generator, available: tuple[str, ...] = TASKS) -> tuple[str, int]:
+        """(task, output scale) for one sample; only tasks in `available` are drawn."""
+        names = [t for t in TASKS if t in available and self.weights.get(t, 0) > 0]
+        if not names:
+            raise DialectError(f"no task with a positive weight among {', '.join(available)}")
+        p = np.array([self.weights[t] for t in names], dtype=float)
+        task = names[int(rng.choice(len(names), p=p / p.sum()))]
+        sw = np.array(self.scale_weights, dtype=float)
+        return task, int(rng.choice(len(sw), p=sw / sw.sum()))
+
+
+def _sample(image, target, task: str, user: str, answer: str, scale: int, **meta) -> dict[str, Any]:
+    return {
+        "image": image,
+        "target": target,
+        "meta": {
+            "task": task,
+            "user": user,
+            "answer": answer,
+            "scale": scale if task in IMAGE_OUTPUT else -1,
+            **meta,
+        },
+    }
+
+
+class ShapeWorldTasks(Dataset):
+    """Tar samples from procedural ShapeWorld examples (see the module docstring)."""
+
+    def __init__(
+        self, tasks: TaskConfig, world: WorldConfig, num_scales: int, seed: int = 0,
+        length: int = 2**31 - 1, split: str = "train",
+    ) -> None:  # fmt: skip
+        if split not in SPLITS:
+            raise DialectError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        self.tasks, self.world = tasks.validate(num_scales), world.validate()
+        self.seed, self.length, self.split = seed, length, split
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        rng = np.random.default_rng([self.seed, SPLITS.index(self.split), index, 2])
+        task, scale = self.tasks.draw(rng)
+        ex = make_example(index, self.seed, self.world, self.split, with_edits=task == "ti2i")
+        if task == "ti2i" and not ex["edits"]:  # rare: no object can be named uniquely
+            task = "i2i"
+        image = to_tensor(ex["image"])
+        scene_meta = {"scene": ex["scene"].to_dict(), "index": index}
+        pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+        if task == "caption":
+            return _sample(
+                image, image, task, pick(REQUESTS["caption"]), pick(ex["captions"]), scale, **scene_meta
+            )
+        if task == "vqa":
+            qa = pick(ex["qa"])
+            return _sample(
+                image, image, task, qa["question"], qa["answer"], scale, qtype=qa["type"], **scene_meta
+            )
+        if task == "t2i":
+            return _sample(image, image, task, pick(ex["captions"]), "", scale, **scene_meta)
+        if task == "i2i":
+            if rng.random() < self.tasks.variation:
+                new: Scene = make_variation(rng, ex["scene"], self.world)
+                target = to_tensor(render(new, self.world))
+                return _sample(image, target, task, pick(REQUESTS["variation"]), "", scale, **scene_meta)
+            return _sample(image, image, task, pick(REQUESTS["redraw"]), "", scale, **scene_meta)
+        edit = pick(ex["edits"])
+        target = to_tensor(render(edit["target"], self.world))
+        return _sample(
+            image, target, task, edit["instruction"], "", scale,
+            edit_type=edit["type"], target_scene=edit["target"].to_dict(), **scene_meta,
+        )  # fmt: skip
+
+
+class JsonlTasks(Dataset):
+    """Tar samples from a JSONL file of the user's own data. Each line names an "image" and one of
+
+        {"text": "a caption"}                       -> caption (I2T) or t2i, drawn per sample
+        {"question": "...", "answer": "..."}        -> vqa
+        {"instruction": "...", "target": "b.png"}   -> ti2i (target resolved like "image")
+
+    Unusable images are skipped (or, with `strict`, raise) like every other file source."""
+
+    def __init__(
+        self, path: str | Path, tasks: TaskConfig, num_scales: int, transform: ImageTransform,
+        seed: int = 0, strict: bool = False, min_size: int = 8,
+    ) -> None:  # fmt: skip
+        self.files = JsonlDataset(path, transform, strict, min_size)
+        self.tasks, self.seed = tasks.validate(num_scales), seed
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        sample = self.files[index]
+        if not isinstance(sample, dict):
+            return sample  # Skipped
+        meta, image = sample["meta"], sample["image"]
+        rng = np.random.default_rng([self.seed, index, 2])
+        if "question" in meta and "answer" in meta:
+            _, scale = self.tasks.draw(rng)
+            return _sample(image, image, "vqa", str(meta["question"]), str(meta["answer"]), scale)
+        if "instruction" in meta and "target" in meta:
+            target_path = Path(self.files.path).parent / str(meta["target"])
+            try:
+                target = self.files.transform(decode_image(target_path, self.files.min_size), index)
+            except BadImage as exc:
+                return skip_or_raise(str(target_path), exc.reason, self.files.strict)
+            _, scale = self.tasks.draw(rng)
+            return _sample(image, target, "ti2i", str(meta["instruction"]), "", scale)
+        if not sample["text"]:
+            return skip_or_raise(
+                str(meta.get("path", index)), "no text, question or instruction", self.files.strict
+            )
+        task, scale = self.tasks.draw(rng, available=("caption", "t2i"))
+        if task == "caption":
+            return _sample(image, image, task, str(rng.choice(REQUESTS["caption"])), sample["text"], scale)
+        return _sample(image, image, task, sample["text"], "", scale)
+
+
+def conversation(meta: dict[str, Any], image_span, target_span) -> list:
+    """The chat turns of one sample, given the ImageSpans of its input and output images."""
+    task = meta["task"]
+    if task == "t2i":
+        return [("user", [meta["user"]]), ("assistant", [target_span])]
+    if task in ("caption", "vqa"):
+        return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]])]
+    return [("user", [image_span, meta["user"]]), ("assistant", [target_span])]
