@@ -9,7 +9,7 @@ Every sample is a dict the trainer collates:
                "scale" (TA-Tok scale of the output image, -1 for text outputs), ...}
 
 Tasks (paper section "Tar, the unified LM"):
-    caption  user: image + caption request           assistant: a caption          (I2T)
+    caption  user: image + caption request           assistant: a complete caption  (I2T)
     vqa      user: image + question                  assistant: one-word answer     (I2T)
     t2i      user: a caption as the prompt           assistant: image at scale k    (T2I)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
@@ -124,9 +124,10 @@ class ShapeWorldTasks(Dataset):
         scene_meta = {"scene": ex["scene"].to_dict(), "index": index}
         pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
         if task == "caption":
-            return _sample(
-                image, image, task, pick(REQUESTS["caption"]), pick(ex["captions"]), scale, **scene_meta
-            )
+            # a caption request is answered with a complete caption (every object, every attribute:
+            # the first two of `world.captions`); the partial ones (relations, counts) are t2i prompts
+            answer = pick(ex["captions"][:2])
+            return _sample(image, image, task, pick(REQUESTS["caption"]), answer, scale, **scene_meta)
         if task == "vqa":
             qa = pick(ex["qa"])
             return _sample(

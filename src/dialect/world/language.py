@@ -138,7 +138,10 @@ def _count_caption(rng: np.random.Generator, scene: Scene, by: str) -> str:
 
 
 def captions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig) -> list[str]:
-    """Several true captions (4-6): a full list, a list with positions, a relation, counts by colour/shape."""
+    """Several true captions (4-6): a full list, a list with positions, a relation, counts by colour/shape.
+
+    The first two are complete (every object with its size, colour and shape; the second adds
+    positions): Tar answers a caption request with one of them."""
     objs = list(scene.objects)
     order = [objs[int(k)] for k in rng.permutation(len(objs))]
     full = join([with_article(noun_phrase(rng, o)) for o in order])
