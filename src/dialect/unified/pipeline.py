@@ -95,10 +95,13 @@ class Dialect:
         self.tar = tar.eval()
         self.decoders = {k: d.eval() for k, d in decoders.items()}
         self.path = path
+        mine = tar.tatok.state_dict()
         for kind, dec in self.decoders.items():
-            mine = tar.tatok.quantizer.codebook.codes()
-            theirs = dec.condition.tatok.quantizer.codebook.codes()
-            if mine.shape != theirs.shape or not torch.allclose(mine, theirs.to(mine)):
+            theirs = dec.condition.tatok.state_dict()
+            same = mine.keys() == theirs.keys() and all(
+                mine[k].shape == theirs[k].shape and torch.equal(mine[k], theirs[k].to(mine[k])) for k in mine
+            )
+            if not same:
                 raise DialectError(f"the {kind} de-tokenizer reads a different TA-Tok than the LM")
 
     @classmethod

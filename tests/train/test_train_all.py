@@ -1,0 +1,57 @@
+"""`dialect train all`: stage order, skipping trained stages, assembling the model folder."""
+
+import json
+
+import pytest
+
+from dialect.cli.main import main
+from dialect.core.errors import DialectError
+from dialect.train import all as train_all_mod
+from dialect.train.all import train_all
+
+
+def _fake_stage(root, stage):
+    (root / stage / "model").mkdir(parents=True)
+    (root / stage / "model" / "config.json").write_text(json.dumps({"stage": stage}))
+
+
+def test_trained_stages_are_skipped_and_the_model_is_assembled(tmp_path, monkeypatch):
+    for stage in ("encoder", "tatok", "pixelvq", "ardtok"):
+        _fake_stage(tmp_path, stage)
+    ran = []
+
+    class FakeRecipe:
+        config_class = dict
+
+        @staticmethod
+        def train(cfg):
+            ran.append(cfg)
+            _fake_stage(tmp_path, "lm")
+
+    monkeypatch.setitem(train_all_mod.RECIPES, "lm", FakeRecipe)
+    monkeypatch.setattr(train_all_mod, "load_config", lambda cls, files, overrides: list(overrides))
+    lines = []
+    model = train_all("tiny", tmp_path, log=lines.append)
+    assert len(ran) == 1 and f"tatok={tmp_path / 'tatok' / 'model'}" in ran[0]  # lm reads the run's TA-Tok
+    assert f"train.out_dir={tmp_path / 'lm'}" in ran[0]
+    assert sum("skipping" in line for line in lines) == 4
+    assert json.loads((model / "tar" / "config.json").read_text()) == {"stage": "lm"}
+    assert json.loads((model / "ar" / "config.json").read_text()) == {"stage": "ardtok"}
+    timings = json.loads((model / "timings.json").read_text())
+    assert set(timings) == {"lm", "total"}
+    # a second call trains nothing
+    ran.clear()
+    train_all("tiny", tmp_path, log=lines.append)
+    assert ran == []
+
+
+def test_bad_stage_lists_and_overrides_are_one_line_errors(tmp_path, capsys):
+    with pytest.raises(DialectError, match="include tatok and lm"):
+        train_all("tiny", tmp_path, stages=["encoder", "lm"])
+    with pytest.raises(DialectError, match="de-tokenizer"):
+        train_all("tiny", tmp_path, stages=["tatok", "lm"])
+    assert main(["train", "all", "--preset", "tiny", "--root", str(tmp_path), "steps=3"]) == 2
+    assert "STAGE.key=value" in capsys.readouterr().err
+    assert main(["train", "all", "--preset", "tiny", "--root", str(tmp_path), "difdtok.train.steps=3"]) == 2
+    assert "not being trained: difdtok" in capsys.readouterr().err
+    assert main(["train", "all", "--root", str(tmp_path)]) == 2

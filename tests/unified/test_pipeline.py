@@ -1,0 +1,123 @@
+"""The Dialect pipeline and its CLI on micro models (untrained: these test the plumbing, the
+shapes and the error messages; learning is tested in test_model)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from detok.test_ar import _model as micro_ar
+from dialect.cli.main import main
+from dialect.core.errors import DialectError
+from dialect.core.images import to_uint8
+from dialect.unified import pipeline
+from dialect.unified.pipeline import Dialect
+from dialect.world import make_example
+
+from .micro import WORLD, tar
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dialect")
+    m = tar()
+    m.save_pretrained(root / "tar")
+    ar = micro_ar()
+    ar.condition.load_tatok(m.tatok)  # the de-tokenizer must read the LM's TA-Tok
+    ar.save_pretrained(root / "ar")
+    return root
+
+
+@pytest.fixture()
+def image_file(tmp_path):
+    path = tmp_path / "scene.png"
+    Image.fromarray(make_example(0, 0, WORLD)["image"]).save(path)
+    return path
+
+
+def test_every_task_runs_and_has_the_right_shapes(folder, image_file):
+    d = Dialect.from_pretrained(folder)
+    assert d.image_size == 16 and set(d.decoders) == {"ar"}
+    caps = d.caption([image_file, image_file])
+    assert len(caps) == 2 and all(isinstance(c, str) for c in caps)
+    assert len(d.ask(image_file, "what color is the circle?")) == 1
+    imgs = d.generate(["a red ball", "two boxes"], n=2, scale=1, seed=0)
+    assert imgs.shape == (4, 3, 16, 16) and imgs.min() >= -1 and imgs.max() <= 1
+    again = d.generate(["a red ball", "two boxes"], n=2, scale=1, seed=0)
+    assert torch.equal(imgs, again)  # seeded end to end
+    arr = make_example(1, 0, WORLD)["image"]
+    assert d.edit(arr, "make the circle blue", scale=2).shape == (1, 3, 16, 16)
+    assert d.variation(torch.zeros(3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_bad_inputs_give_clear_errors(folder, image_file, tmp_path, monkeypatch):
+    d = Dialect.from_pretrained(folder)
+    with pytest.raises(DialectError, match="prompt is empty"):
+        d.generate("   ")
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    with pytest.raises(DialectError, match="not an image"):
+        d.caption(text)
+    with pytest.raises(DialectError, match="not found"):
+        d.caption(tmp_path / "missing.png")
+    with pytest.raises(DialectError, match="no 'diffusion' decoder"):
+        d.generate("a ball", decoder="diffusion")
+    with pytest.raises(DialectError, match="1..64 images"):
+        d.generate("a ball", n=65)
+    monkeypatch.setattr(pipeline, "MAX_PIXELS", 100)
+    with pytest.raises(DialectError, match="limited to 100 pixels"):
+        d.caption(image_file)
+    with pytest.raises(DialectError, match="not a Dialect model folder"):
+        Dialect.from_pretrained(tmp_path)
+
+
+def test_a_decoder_reading_another_tatok_is_refused(folder, tmp_path):
+    import shutil
+
+    shutil.copytree(folder, tmp_path / "m")
+    micro_ar(seed=3).save_pretrained(tmp_path / "m" / "ar")  # its own random TA-Tok
+    with pytest.raises(DialectError, match="different TA-Tok"):
+        Dialect.from_pretrained(tmp_path / "m")
+
+
+def test_cli_caption_generate_and_errors(folder, image_file, tmp_path, capsys):
+    assert main(["caption", str(image_file), "--model", str(folder)]) == 0
+    capsys.readouterr()  # an untrained model's caption may be anything, even empty
+    out = tmp_path / "gen.png"
+    assert (
+        main(
+            [
+                "generate",
+                "a red ball",
+                "--n",
+                "2",
+                "--scale",
+                "1",
+                "--each",
+                "-o",
+                str(out),
+                "--model",
+                str(folder),
+            ]
+        )
+        == 0
+    )
+    assert np.asarray(Image.open(out)).shape[0] == 16 + 4 and (tmp_path / "gen_1.png").is_file()
+    assert "2 image(s)" in capsys.readouterr().out
+    assert (
+        main(["edit", str(image_file), "make it red", "-o", str(tmp_path / "e.png"), "--model", str(folder)])
+        == 0
+    )
+    assert main(["generate", "", "-o", str(out), "--model", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dialect: error: the prompt is empty: give some text"]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n not really")
+    assert main(["ask", str(bad), "what?", "--model", str(folder)]) == 2
+    assert "not an image" in capsys.readouterr().err
+
+
+def test_to_uint8_of_generated_images_is_valid(folder):
+    d = Dialect.from_pretrained(folder)
+    arr = to_uint8(d.generate("a cross", scale=2))
+    assert arr.dtype == np.uint8 and arr.shape == (1, 16, 16, 3)
