@@ -70,9 +70,8 @@ def main() -> None:
     metrics["geneval/all"] = geneval_mini(d, n_per_category=args.prompts)[0]
     metrics["geneval/heldout"] = geneval_mini(d, n_per_category=args.prompts, split="heldout")[0]
     metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
-    metrics["machine"] = (
-        f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}"
-    )
+    cpu = platform.processor() or platform.machine()
+    metrics["machine"] = f"{torch.get_num_threads()} thread(s), {cpu}, torch {torch.__version__}"
     (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
     timings = json.loads((dest / "timings.json").read_text()) if (dest / "timings.json").is_file() else {}
     size_mb = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 2**20
@@ -94,6 +93,7 @@ def card(m: dict, timings: dict, size_mb: float, args, parts: list[str]) -> str:
         g = m[f"geneval/{split}"]
         rows.append(f"| GenEval-mini overall ({split} prompts) | {g['overall']:.3f} (mean of categories) |")
         rows += [f"| GenEval-mini {c} ({split}) | {fmt(r)} |" for c, r in g["by_category"].items()]
+    decoders = ", ".join(p for p in parts if p != "tar")
     stage_times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
     return f"""# dialect default model (tiny preset)
 
@@ -101,7 +101,7 @@ The model `dialect caption|ask|generate|edit` use when no `--model` is given.
 
 - **What it is**: Tar, a 4-layer width-256 decoder-only LM whose vocabulary holds MiniLM word pieces,
   chat/image markers and the 4,096 TA-Tok codes, with its frozen TA-Tok (text-aligned codebook from
-  MiniLM word embeddings, 64/16/4 tokens per 64x64 image) and the de-tokenizer(s) {", ".join(p for p in parts if p != "tar")}.
+  MiniLM word embeddings, 64/16/4 tokens per 64x64 image) and the de-tokenizer(s) {decoders}.
 - **How it was trained**: `dialect train all --preset tiny` on a 2-core CPU, from scratch, on procedural
   ShapeWorld data only (captions, VQA, text-to-image, image-to-image, edits).
   Stage times: {stage_times or "not recorded"}.

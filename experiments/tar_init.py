@@ -47,7 +47,8 @@ def train_runs(args, jobs: list[tuple[str, int, Path]]) -> None:
         for mode, seed, run in batch:
             cmd = [sys.executable, "-m", "dialect.cli.main", "train", "lm", "--preset", args.preset,
                    f"model.init={mode}", f"train.seed={seed}", f"train.steps={args.steps}",
-                   f"train.out_dir={run}", "train.progress=false", f"tatok={args.tatok}", *args.overrides]  # fmt: skip
+                   f"train.out_dir={run}", "train.progress=false", f"tatok={args.tatok}",
+                   *args.overrides]  # fmt: skip
             print("running:", " ".join(cmd[2:]), flush=True)
             procs.append(subprocess.Popen(cmd, env=env))
         for p in procs:
@@ -142,13 +143,15 @@ def plot(data, jobs, target) -> None:
 
 
 def write(results: dict, args, target: float) -> None:
+    seeds = " ".join(map(str, args.seeds))
+    extra = " " + " ".join(args.overrides) if args.overrides else ""
     lines = [
         "# Tar: text-aligned vs random vs mean initialisation of the new vocabulary rows",
         "",
-        f"Command: `python experiments/tar_init.py --steps {args.steps} --seeds {' '.join(map(str, args.seeds))}"
-        f"{' ' + ' '.join(args.overrides) if args.overrides else ''}` (preset {args.preset}, TA-Tok {args.tatok}).",
-        f"Fixed loss for 'steps to reach': {target:.4f} (the worst run's final loss). VQA-mini and caption F1 "
-        f"on {args.eval_n} fresh scenes, greedy decoding. Curves: [tar_init.png](tar_init.png).",
+        f"Command: `python experiments/tar_init.py --steps {args.steps} --seeds {seeds}{extra}` "
+        f"(preset {args.preset}, TA-Tok {args.tatok}).",
+        f"Fixed loss for 'steps to reach': {target:.4f} (the worst run's final loss). VQA-mini and "
+        f"caption F1 on {args.eval_n} fresh scenes, greedy decoding. Curves: [tar_init.png](tar_init.png).",
         "",
         "| run | final loss | image-token loss | text-token loss | steps to target | VQA-mini | caption F1 |",
         "|---|---|---|---|---|---|---|",
