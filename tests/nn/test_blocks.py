@@ -36,3 +36,22 @@ def test_vit_pooling_options(pool):
 def test_vit_rejects_an_unknown_pool():
     with pytest.raises(ValueError, match="pool"):
         ViT(ViTConfig(pool="median"))
+
+
+@pytest.mark.parametrize("patch", [2, 4, 8])
+def test_conv_stem_keeps_the_patch_grid(patch):
+    vit = ViT(ViTConfig(image_size=32, patch_size=patch, dim=32, depth=1, heads=2, stem="conv"))
+    assert vit.grid_features(torch.randn(2, 3, 32, 32)).shape == (2, 32 // patch, 32 // patch, 32)
+    convs = [m for m in vit.patch if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == patch.bit_length() - 1 and all(c.stride == (2, 2) for c in convs)
+    # each output cell sees beyond its own patch (overlapping filters), unlike the linear patchify
+    x = torch.zeros(1, 3, 32, 32, requires_grad=True)
+    vit.patch(x)[0, :, 1, 1].sum().backward()  # the cell of patch (1, 1): rows patch .. 2 patch - 1
+    assert x.grad[0, :, patch - 1, :].abs().sum() > 0  # ... also sees the last row of the patch above
+
+
+def test_conv_stem_needs_a_power_of_two_patch():
+    with pytest.raises(ValueError, match="stem"):
+        ViT(ViTConfig(patch_size=6, stem="conv"))
+    with pytest.raises(ValueError, match="stem"):
+        ViT(ViTConfig(stem="hexagonal"))

@@ -104,3 +104,16 @@ def test_micro_tar_overfits_a_handful_of_samples_of_every_task():
         else:
             codes = m.generate_codes([turns], 0, greedy)
             assert torch.equal(codes[0], targets[i].codes), meta["task"]
+
+
+def test_grouped_loss_equals_the_loss_of_one_padded_batch():
+    m = tar()
+    batch = collate([s for t in ("vqa", "t2i", "ti2i", "caption") for s in _handful(t, 2)])
+    got = m.training_losses(batch)
+    ids, mask = m.batch_sequences(batch)  # one padded batch, computed directly
+    logits = m.lm(ids[:, :-1]).float()
+    ce = F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="none").view(ids.shape[0], -1)
+    w = mask[:, 1:]
+    assert torch.allclose(got["loss"], (ce * w).sum() / w.sum(), atol=1e-5)
+    img = (ids[:, 1:] >= m.vocab.image_offset).float() * w
+    assert torch.allclose(got["image_loss"], (ce * img).sum() / img.sum(), atol=1e-5)

@@ -32,6 +32,7 @@ class ViTConfig:
     depth: int = 4  # blocks
     heads: int = 4  # attention heads (head_dim = dim / heads, divisible by 4 for 2-D RoPE)
     pool: str = "max"  # "max" | "mean" | "map" (attention pooling, as SigLIP)
+    stem: str = "patch"  # "patch": one p x p stride-p conv (ViT) | "conv": 3x3 stride-2 convs (below)
 
 
 class AttentionPool(nn.Module):
@@ -59,13 +60,38 @@ class AttentionPool(nn.Module):
         return out + self.mlp(self.norm(out))
 
 
+def patch_stem(dim: int, patch: int, stem: str = "patch") -> nn.Module:
+    """(B, 3, H, W) -> (B, dim, H/patch, W/patch).
+
+    "patch" is ViT's linear patchify. "conv" is the convolutional stem of "Early convolutions help
+    transformers see better" (Xiao et al., 2021): log2(patch) 3x3 stride-2 convolutions, widths
+    doubling up to dim, GELU between them; same grid, a few percent more compute, and the small
+    shapes of a ShapeWorld object are seen by overlapping filters rather than cut at patch borders."""
+    if stem == "patch":
+        return nn.Conv2d(3, dim, patch, stride=patch)
+    n = patch.bit_length() - 1
+    if stem != "conv" or patch != 2**n or n < 1:
+        raise ValueError(
+            f"stem must be 'patch' or 'conv' (conv needs a power-of-2 patch), got {stem!r}, {patch}"
+        )
+    layers: list[nn.Module] = []
+    c = 3
+    for i in range(1, n + 1):
+        out = dim if i == n else max(16, dim >> (n - i))
+        layers.append(nn.Conv2d(c, out, 3, stride=2, padding=1))
+        if i < n:
+            layers.append(nn.GELU())
+        c = out
+    return nn.Sequential(*layers)
+
+
 class ViT(nn.Module, Pretrained):
     config_class = ViTConfig
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.config = config
-        self.patch = nn.Conv2d(3, config.dim, config.patch_size, stride=config.patch_size)
+        self.patch = patch_stem(config.dim, config.patch_size, config.stem)
         self.stack = Stack(config.dim, config.depth, config.heads)
         if config.pool not in ("map", "mean", "max"):
             raise ValueError(f"ViTConfig.pool must be 'map', 'mean' or 'max', got {config.pool!r}")
