@@ -121,3 +121,25 @@ def test_to_uint8_of_generated_images_is_valid(folder):
     d = Dialect.from_pretrained(folder)
     arr = to_uint8(d.generate("a cross", scale=2))
     assert arr.dtype == np.uint8 and arr.shape == (1, 16, 16, 3)
+
+
+@pytest.mark.parametrize("bench", ["vqa", "caption", "geneval", "edit"])
+def test_cli_eval_writes_results_table_and_grids(folder, tmp_path, bench, monkeypatch):
+    import json
+
+    from dialect.eval import generation, understanding
+
+    small = WORLD  # the micro model reads 16x16 scenes
+    for mod, fn in ((understanding, "vqa_mini"), (understanding, "caption_f1"), (generation, "geneval_mini"),
+                    (generation, "edit_mini")):  # fmt: skip
+        orig = getattr(mod, fn)
+        monkeypatch.setattr(mod, fn, lambda *a, _o=orig, **k: _o(*a, world=small, progress=False, **k))
+    out = tmp_path / bench
+    n = "1" if bench == "geneval" else "3"
+    assert main(["eval", bench, "--model", str(folder), "--n", n, "--out", str(out), "--scale", "2"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"] == str(folder) and "seed" in res
+    table = (out / "results.md").read_text()
+    assert "95% CI" in table and ("overall" in table or "attribute F1" in table)
+    if bench in ("geneval", "edit"):
+        assert (out / "fail.png").is_file() or (out / "pass.png").is_file()

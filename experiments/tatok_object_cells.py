@@ -1,0 +1,98 @@
+"""What do TA-Tok tokens keep of the *objects*? Per-object probes at the object's grid cell.
+
+ShapeWorld images are mostly background, so feature cosine and whole-image probes are dominated
+by it. This script looks only at the grid cell under each object's centre, on multi-object scenes
+(1-4 objects, train split, fresh seed), and reports for each TA-Tok folder:
+- how many distinct codes the tokenizer uses at object cells, and overall (finest scale);
+- linear-probe accuracy (eval.probe, 75/25 split) of shape, colour and size from the teacher's
+  feature at that cell (the upper bound of what the tokens can keep) and from the features decoded
+  from the tokens at every scale.
+
+    python experiments/tatok_object_cells.py runs/tiny/tatok/model runs/tiny/tatok-stoch/model ...
+Writes experiments/results/tatok_object_cells.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from dialect.core.images import to_tensor
+from dialect.eval.probe import linear_probe
+from dialect.tokenizers.tatok import TATok
+from dialect.world import WorldConfig, make_example
+from dialect.world.scene import SHAPES, SIZES
+
+OUT = Path(__file__).parent / "results" / "tatok_object_cells"
+SEED = 77
+
+
+@torch.no_grad()
+def probe_folder(path: str, n: int) -> dict:
+    tat = TATok.from_pretrained(path).eval()
+    world = WorldConfig()
+    exs = [make_example(i, SEED, world, "train", with_edits=False) for i in range(n)]
+    x = torch.stack([to_tensor(e["image"]) for e in exs])
+    chunks = range(0, n, 100)
+    feats = {"teacher": torch.cat([tat.teacher_features(x[i : i + 100]) for i in chunks])}
+    for k in range(tat.config.num_scales):
+        dec = [tat.decode_ids(tat.encode_ids(x[i : i + 100], k), k) for i in chunks]
+        feats[f"tokens, scale {k} ({tat.num_tokens(k)} tok)"] = torch.cat(dec).float()
+    ids0 = torch.cat([tat.encode_ids(x[i : i + 100], 0) for i in chunks])
+    g = tat.grid
+    rows = [
+        (b, min(int(o.y * g), g - 1), min(int(o.x * g), g - 1),
+         SHAPES.index(o.shape), world.colors.index(o.color), SIZES.index(o.size))
+        for b, e in enumerate(exs) for o in e["scene"].objects
+    ]  # fmt: skip
+    r = torch.tensor(rows)
+    cut = int(0.75 * len(r))
+    out = {
+        "objects": len(r),
+        "codes_at_objects": int(ids0[r[:, 0], r[:, 1] * g + r[:, 2]].unique().numel()),
+        "codes_overall": int(ids0.unique().numel()),
+        "probes": {},
+    }
+    for name, f in feats.items():
+        cell = f[r[:, 0], r[:, 1], r[:, 2]]
+        out["probes"][name] = {
+            attr: linear_probe(cell[:cut], r[:cut, j], cell[cut:], r[cut:, j])
+            for j, attr in ((3, "shape"), (4, "color"), (5, "size"))
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="TA-Tok folders")
+    ap.add_argument("--n", type=int, default=1500, help="scenes (about 2.5 objects each)")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    results = {m: probe_folder(m, args.n) for m in args.models}
+    lines = [
+        "# TA-Tok at the objects: distinct codes and per-object probes at the object's grid cell",
+        "",
+        f"Command: `python experiments/tatok_object_cells.py {' '.join(args.models)}`; {args.n} fresh "
+        f"scenes (train split, seed {SEED}, 1-4 objects); linear probes on 75% of the objects, "
+        "accuracy on the other 25% (chance: shape 0.20, colour 0.17, size 0.50).",
+        "",
+        "| TA-Tok | codes at objects / overall (finest) | features | shape | colour | size |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, r in results.items():
+        for name, p in r["probes"].items():
+            codes = f"{r['codes_at_objects']} / {r['codes_overall']}" if name == "teacher" else ""
+            lines.append(
+                f"| {m} | {codes} | {name} | {p['shape']:.3f} | {p['color']:.3f} | {p['size']:.3f} |"
+            )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    OUT.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
