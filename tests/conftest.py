@@ -14,3 +14,14 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture()
+def one_thread():
+    """Micro models: intra-op threads are pure overhead, and on a busy machine spin-waiting
+    threads made a step 50x slower (measured); restore the setting afterwards. Test packages of
+    micro models use it for every test (their conftest)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
