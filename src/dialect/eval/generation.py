@@ -3,7 +3,8 @@
 - GenEval-mini: `n_per_category` prompts in each of GenEval's six categories (world.prompts, fixed
   by `seed` and versioned with the code), `images_per_prompt` images each (GenEval: 4); an image
   passes when the grader's reading of it meets every constraint of its prompt. Reported per
-  category and overall (the mean of the categories, as GenEval does), with Wilson 95% intervals.
+  category and overall (the mean of the categories, as GenEval does), with Wilson 95% intervals;
+  images of prompts naming a held-out (colour, shape) pair are also reported on their own.
 - Edit-mini: fresh scenes with one edit each (recolor / remove / add / move / resize); an output
   passes when its graded scene equals the target scene. Per edit type and overall.
 """
@@ -28,7 +29,7 @@ from dialect.world import (
     satisfies,
 )
 from dialect.world.grade import scene_equal
-from dialect.world.scene import Scene
+from dialect.world.scene import Scene, heldout_set
 
 GENEVAL_SEED = 5_000_011
 EDIT_SEED = 6_000_029
@@ -44,13 +45,17 @@ def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, se
     hits, totals = Counter(), Counter()
     examples: dict[str, list[np.ndarray]] = {"pass": [], "fail": []}
     failures = []
+    held = heldout_set(world)
     for i, p in enumerate(tqdm(prompts, desc="geneval-mini", disable=not progress)):
+        unseen = any((o.color, o.shape) in held for o in p.constraints.objects if o.color)
         images = to_uint8(model.generate(p.text, n=images_per_prompt, scale=scale, decoder=decoder,
                                          seed=seed + i, **sampling))  # fmt: skip
         for img in images:
             ok = satisfies(img, p, world)
             hits[p.category] += ok
             totals[p.category] += 1
+            hits["unseen" if unseen else "seen"] += ok
+            totals["unseen" if unseen else "seen"] += 1
             bucket = examples["pass" if ok else "fail"]
             if len(bucket) < 16:
                 bucket.append(img)
@@ -59,7 +64,10 @@ def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, se
     by_cat = {c: proportion(hits[c], totals[c]) for c in CATEGORIES if totals[c]}
     overall = float(np.mean([v["value"] for v in by_cat.values()]))
     results = {"benchmark": "geneval-mini", "overall": overall, "by_category": by_cat,
-               "all_images": proportion(sum(hits.values()), sum(totals.values())),
+               "all_images": proportion(sum(hits[c] for c in CATEGORIES), sum(totals[c] for c in CATEGORIES)),
+               # images of prompts that name a held-out (colour, shape) pair, and of the others
+               "heldout_pairs": proportion(hits["unseen"], totals["unseen"]),
+               "seen_pairs": proportion(hits["seen"], totals["seen"]),
                "n_per_category": n_per_category, "images_per_prompt": images_per_prompt, "seed": seed,
                "prompt_set_version": PROMPT_SET_VERSION, "split": split, "scale": scale, "decoder": decoder,
                "failed_prompts": failures}  # fmt: skip

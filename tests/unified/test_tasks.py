@@ -1,0 +1,67 @@
+"""Tar's training samples: ShapeWorld task mix and the user's JSONL records."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dialect.core.errors import DialectError
+from dialect.data.sample import Skipped, collate
+from dialect.data.transforms import ImageTransform
+from dialect.unified import JsonlTasks, ShapeWorldTasks, TaskConfig
+from dialect.world import make_example, scene_equal
+from dialect.world.scene import Scene
+
+from .micro import WORLD, tar
+
+
+def test_shapeworld_mix_follows_the_weights_and_is_deterministic():
+    mix = TaskConfig(weights={"vqa": 1.0, "t2i": 3.0}, scale_weights=[1, 0, 1])
+    ds = ShapeWorldTasks(mix, WORLD, 3, seed=2)
+    tasks = [ds[i]["meta"]["task"] for i in range(400)]
+    assert set(tasks) == {"vqa", "t2i"} and 0.65 < tasks.count("t2i") / 400 < 0.85
+    scales = {ds[i]["meta"]["scale"] for i in range(400) if ds[i]["meta"]["task"] == "t2i"}
+    assert scales == {0, 2}
+    assert ds[7]["meta"] == ds[7]["meta"]  # same index, same sample
+
+
+def test_variations_keep_the_scene_and_edits_change_it():
+    ds = ShapeWorldTasks(TaskConfig(weights={"i2i": 1.0}, variation=1.0), WORLD, 3, seed=4)
+    for i in range(10):
+        s = ds[i]
+        assert s["meta"]["task"] == "i2i" and s["meta"]["answer"] == ""
+    ed = ShapeWorldTasks(TaskConfig(weights={"ti2i": 1.0}), WORLD, 3, seed=4)
+    s = ed[0]
+    assert not scene_equal(Scene.from_dict(s["meta"]["scene"]), Scene.from_dict(s["meta"]["target_scene"]))
+
+
+def test_bad_task_configs_are_clear_errors():
+    with pytest.raises(DialectError, match="unknown Tar task"):
+        ShapeWorldTasks(TaskConfig(weights={"painting": 1.0}), WORLD, 3)
+    with pytest.raises(DialectError, match="scale_weights"):
+        ShapeWorldTasks(TaskConfig(scale_weights=[1, 1, 1, 1]), WORLD, 3)
+
+
+def test_jsonl_records_become_tasks_and_train(tmp_path):
+    for i in range(3):
+        Image.fromarray(make_example(i, 0, WORLD)["image"]).save(tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_text("nope")
+    rows = [
+        {"image": "0.png", "text": "a small red ball"},
+        {"image": "1.png", "question": "what color is the box?", "answer": "blue"},
+        {"image": "2.png", "instruction": "make the ball green", "target": "0.png"},
+        {"image": "bad.png", "text": "unreadable"},
+    ]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    ds = JsonlTasks(path, TaskConfig(), 3, ImageTransform(size=16))
+    samples = [ds[i] for i in range(4)]
+    assert samples[0]["meta"]["task"] in ("caption", "t2i")
+    assert samples[1]["meta"]["task"] == "vqa" and samples[1]["meta"]["answer"] == "blue"
+    assert samples[2]["meta"]["task"] == "ti2i" and samples[2]["target"].shape == (3, 16, 16)
+    assert isinstance(samples[3], Skipped)
+    batch = collate(samples)
+    assert len(batch["meta"]) == 3 and batch["skipped"]
+    loss = tar().training_losses(batch)["loss"]
+    assert np.isfinite(loss.item())
