@@ -38,18 +38,21 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--scales", type=int, nargs="+", default=None, help="TA-Tok scales (default: all)")
     ap.add_argument("--merge", action="store_true", help="keep the other models' rows of the last run")
+    ap.add_argument("--table-only", action="store_true", help="rewrite the .md from the .json, run nothing")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     raw = (
         json.loads(OUT.with_suffix(".json").read_text())
-        if args.merge and OUT.with_suffix(".json").is_file()
+        if (args.merge or args.table_only) and OUT.with_suffix(".json").is_file()
         else {}
     )
     cpu = platform.processor() or platform.machine()
     machine = f"{torch.get_num_threads()} CPU thread(s), {cpu}, torch {torch.__version__}"
-    for kind, path in [("ar", p) for p in args.ar] + [("diffusion", p) for p in args.diffusion]:
+    todo = [("ar", p) for p in args.ar] + [("diffusion", p) for p in args.diffusion]
+    for kind, path in [] if args.table_only else todo:
         model = load_detokenizer(kind, path)
-        label = f"{kind} ({Path(path).parent.name})"
+        run = Path(path).parent  # the run folder, named with its parent (runs/tiny/x vs runs/all/x)
+        label = f"{kind} ({run.parent.name}/{run.name})"
         if "pixelvq" not in raw:  # the pixel VQ alone: what a perfect de-tokenizer could reach
             codec = lambda x, b, m=model: m.codec(x).clamp(-1, 1)  # noqa: E731
             row, _ = score_reconstructions(codec, WorldConfig(), args.n, args.batch_size, desc="pixel VQ")
@@ -60,7 +63,8 @@ def main() -> None:
         raw[label] = {"model": path, "machine": machine, "results": res}
         for scale, (originals, recons) in examples.items():
             pairs = np.stack([originals[:16], recons[:16]], axis=1).reshape(-1, *originals.shape[1:])
-            save_grid(pairs, OUT / f"{label.replace(' (', '_').rstrip(')')}_{scale}.png", ncols=8)
+            name = label.replace(" (", "_").rstrip(")").replace("/", "-")
+            save_grid(pairs, OUT / f"{name}_{scale}.png", ncols=8)
         print(f"{label}: {json.dumps(res)}")
     rows = []
     for label, entry in raw.items():
@@ -80,7 +84,7 @@ def main() -> None:
         "(shape, colour, size, 3x3 position of every object); PSNR/SSIM on [0, 1]; seconds per image = "
         "tokenize + de-tokenize at that batch size, default sampling (AR: guidance 4, temperature 1; "
         "diffusion: 25 Euler steps, guidance 3). Example sheets (input, reconstruction, ...): "
-        "`detok_fidelity/<decoder>_<run>_scale<k>.png`.\n\n"
+        "`detok_fidelity/<decoder>_<root>-<run>_scale<k>.png`.\n\n"
         "| decoder | scale | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
