@@ -61,26 +61,12 @@ def evaluate(run: Path, n: int) -> dict:
 
     from dialect.eval.understanding import caption_f1, vqa_mini
     from dialect.unified import Tar
+    from dialect.unified.pipeline import Dialect
 
     torch.set_grad_enabled(False)
     tar = Tar.from_pretrained(run / "model").eval()
 
-    class Reader:  # the understanding half of the pipeline: no de-tokenizer needed
-        image_size = tar.config.tatok.teacher.image_size
-
-        def ask(self, images, questions):
-            from dialect.unified.pipeline import load_image_tensor
-
-            x = torch.cat([load_image_tensor(im, self.image_size) for im in images])
-            spans = tar.image_spans(x)
-            return tar.generate_text([[("user", [s, q])] for s, q in zip(spans, questions, strict=True)])
-
-        def caption(self, images):
-            from dialect.unified.tasks import REQUESTS
-
-            return self.ask(images, [REQUESTS["caption"][0]] * len(images))
-
-    r = Reader()
+    r = Dialect(tar, {})  # the understanding half of the pipeline: no de-tokenizer needed
     return {
         "vqa": vqa_mini(r, n=n, progress=False)["overall"]["value"],
         "caption_f1": caption_f1(r, n=n, progress=False)["f1"]["value"],

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from dialect.core.images import to_uint8
@@ -29,7 +28,7 @@ from dialect.world import (
     satisfies,
 )
 from dialect.world.grade import scene_equal
-from dialect.world.scene import Scene, heldout_set
+from dialect.world.scene import heldout_set
 
 GENEVAL_SEED = 5_000_011
 EDIT_SEED = 6_000_029
@@ -91,12 +90,10 @@ def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", 
     examples: dict[str, list[np.ndarray]] = {"pass": [], "fail": []}
     for b, start in enumerate(tqdm(range(0, n, batch_size), desc="edit-mini", disable=not progress)):
         chunk = items[start : start + batch_size]
-        with torch.no_grad():
-            out = model.edit([img for img, _ in chunk], [e["instruction"] for _, e in chunk], scale=scale,
-                             decoder=decoder, seed=seed + b, **sampling)  # fmt: skip
+        out = model.edit([img for img, _ in chunk], [e["instruction"] for _, e in chunk], scale=scale,
+                         decoder=decoder, seed=seed + b, **sampling)  # fmt: skip
         for (src, edit), img in zip(chunk, to_uint8(out), strict=True):
-            target = edit["target"] if isinstance(edit["target"], Scene) else Scene.from_dict(edit["target"])
-            ok = scene_equal(parse_image(img, world), target)
+            ok = scene_equal(parse_image(img, world), edit["target"])
             hits[edit["type"]] += ok
             totals[edit["type"]] += 1
             bucket = examples["pass" if ok else "fail"]

@@ -111,7 +111,7 @@ def read_vocab(folder: str | Path) -> tuple[list[str], set[str]]:
 
         tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         special |= {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
-        return _by_id(tok.get_vocab(with_added_tokens=True)), special
+        return tokens_by_id(tok.get_vocab(with_added_tokens=True)), special
     try:
         from transformers import AutoTokenizer
 
@@ -121,10 +121,11 @@ def read_vocab(folder: str | Path) -> tuple[list[str], set[str]]:
             f"{folder}: no vocab.txt or tokenizer.json and transformers could not load a tokenizer "
             f"({type(exc).__name__}); pass the token list explicitly"
         ) from None
-    return _by_id(tok.get_vocab()), special | set(tok.all_special_tokens)
+    return tokens_by_id(tok.get_vocab()), special | set(tok.all_special_tokens)
 
 
-def _by_id(vocab: dict[str, int]) -> list[str]:
+def tokens_by_id(vocab: dict[str, int]) -> list[str]:
+    """A token -> id mapping as the list of tokens in id order ("" for unused ids)."""
     tokens = [""] * (max(vocab.values()) + 1 if vocab else 0)
     for tok, i in vocab.items():
         tokens[i] = tok

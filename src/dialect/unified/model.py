@@ -80,14 +80,7 @@ class Tar(nn.Module, Pretrained):
         return cls(config, TarVocab.load(path, config.vocab))
 
     def save_pretrained(self, path, extra_files: dict[str, str] | None = None) -> Path:
-        import json
-
-        files = {
-            "tokenizer.json": json.dumps(self.vocab._json, ensure_ascii=False),
-            "text_rows.json": json.dumps(self.vocab.source_rows.tolist()),
-            **(extra_files or {}),
-        }
-        return super().save_pretrained(path, files)
+        return super().save_pretrained(path, {**self.vocab.files(), **(extra_files or {})})
 
     def train(self, mode: bool = True) -> Tar:
         super().train(mode)

@@ -29,6 +29,7 @@ from PIL import Image
 from dialect.core.errors import DialectError
 from dialect.data.transforms import BadImage, ImageTransform, decode_image, to_rgb
 from dialect.detok import DECODERS
+from dialect.detok.condition import resolve_generator
 from dialect.lm import SamplingConfig
 from dialect.unified.model import Tar
 from dialect.unified.tasks import REQUESTS
@@ -183,7 +184,7 @@ class Dialect:
         if not texts or not 1 <= n * len(texts) <= MAX_IMAGES:
             raise DialectError(f"ask for 1..{MAX_IMAGES} images in all, got {n} x {len(texts)} prompts")
         texts = [_check_text(t, "prompt") for t in texts for _ in range(n)]
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        gen = resolve_generator(None, seed, torch.device("cpu"))
         convs = [[("user", [t])] for t in texts]
         return self.tar.generate_codes(convs, scale, self._image_sampling(temperature, top_k, top_p), gen)
 
@@ -211,7 +212,7 @@ class Dialect:
             raise DialectError(f"{len(ins)} instructions for {len(x)} images")
         ins = [_check_text(t, "instruction") for t in ins]
         self._decoder(decoder)
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        gen = resolve_generator(None, seed, torch.device("cpu"))
         convs = [[("user", [span, t])] for span, t in zip(self.tar.image_spans(x), ins, strict=True)]
         codes = self.tar.generate_codes(convs, scale, self._image_sampling(temperature, top_k, top_p), gen)
         return self.decode(codes, scale, decoder, seed, **decoder_sampling)

@@ -28,6 +28,7 @@ import torch
 
 from dialect.core.errors import DialectError
 from dialect.core.local_models import minilm_path
+from dialect.quant.embeddings import tokens_by_id
 
 ROLES = ("system", "user", "assistant")
 END = "<|end|>"
@@ -97,7 +98,7 @@ class TarVocab:
         self.config = config
         self._json = tokenizer_json
         self.tokenizer = Tokenizer.from_str(json.dumps(tokenizer_json))
-        self.text_tokens = _by_id(tokenizer_json["model"]["vocab"])
+        self.text_tokens = tokens_by_id(tokenizer_json["model"]["vocab"])
         self.source_rows = torch.tensor(list(source_rows), dtype=torch.long)
         if len(self.source_rows) != len(self.text_tokens):
             raise DialectError(f"{len(self.source_rows)} source rows for {len(self.text_tokens)} text tokens")
@@ -119,7 +120,7 @@ class TarVocab:
         full = json.loads((minilm_path() / "tokenizer.json").read_text(encoding="utf-8"))
         full_vocab = full["model"]["vocab"]
         if config.text == "full":
-            tokens = _by_id(full_vocab)
+            tokens = tokens_by_id(full_vocab)
         else:
             tokens = _subset_tokens(full, shapeworld_corpus() if corpus is None else corpus)
         sub = dict(full)
@@ -129,11 +130,18 @@ class TarVocab:
         sub["padding"] = sub["truncation"] = None
         return cls(config, sub, [full_vocab[t] for t in tokens])
 
+    def files(self) -> dict[str, str]:
+        """What a saved vocabulary consists of: file name -> text (read back by `load`)."""
+        return {
+            "tokenizer.json": json.dumps(self._json, ensure_ascii=False),
+            "text_rows.json": json.dumps(self.source_rows.tolist()),
+        }
+
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "tokenizer.json").write_text(json.dumps(self._json, ensure_ascii=False), encoding="utf-8")
-        (folder / "text_rows.json").write_text(json.dumps(self.source_rows.tolist()), encoding="utf-8")
+        for name, text in self.files().items():
+            (folder / name).write_text(text, encoding="utf-8")
 
     @classmethod
     def load(cls, folder: str | Path, config: VocabConfig) -> TarVocab:
@@ -199,10 +207,3 @@ class TarVocab:
             else:
                 out.append(f"<I{i - self.image_offset}>")
         return out
-
-
-def _by_id(vocab: dict[str, int]) -> list[str]:
-    tokens = [""] * len(vocab)
-    for t, i in vocab.items():
-        tokens[i] = t
-    return tokens
