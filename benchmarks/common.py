@@ -39,3 +39,19 @@ def append_section(title: str, body: str) -> None:
         f.write(f"{header}\n## {title}\n\n- date: {date}\n- machine: {machine()}\n- command: `{cmd}`\n\n")
         f.write(body.rstrip() + "\n")
     print(f"appended '{title}' to {RESULTS}")
+
+
+def read_bandwidth(device: torch.device | str = "cpu", mib: int = 512, repeats: int = 5) -> float:
+    """Memory read bandwidth in bytes/s: the best of `repeats` streaming sums over `mib` MiB of fp32,
+    with the current torch thread count (a sum reads each byte once and writes nothing)."""
+    import time
+
+    x = torch.ones(mib * 2**20 // 4, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first pass faults the pages in
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        x.sum().item()
+        best = min(best, time.perf_counter() - t0)
+    return x.numel() * 4 / best

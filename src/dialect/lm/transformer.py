@@ -31,6 +31,7 @@ from torch import nn
 from dialect.core.pretrained import Pretrained
 from dialect.lm.sampling import SamplingConfig, apply_cfg, sample, vocab_mask
 from dialect.nn.blocks import KVCache, Stack, init_transformer_weights
+from dialect.nn.linear import Linear
 from dialect.nn.rope import rope_1d
 
 
@@ -65,7 +66,7 @@ class DecoderLM(nn.Module, Pretrained):
         self.prefix_proj = nn.Linear(c.prefix_dim, c.dim) if c.prefix_dim else None
         self.pos_emb = nn.Embedding(c.max_len, c.dim) if c.positions == "learned" else None
         self.stack = Stack(c.dim, c.depth, c.heads, qk_norm=c.qk_norm)
-        self.head = nn.Linear(c.dim, c.vocab_size, bias=False)
+        self.head = Linear(c.dim, c.vocab_size, bias=False)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         if self.pos_emb is not None:
             nn.init.normal_(self.pos_emb.weight, std=0.02)

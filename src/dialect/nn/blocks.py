@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dialect.nn.linear import Linear
 from dialect.nn.rope import apply_rope
 
 
@@ -34,8 +35,8 @@ class SwiGLU(nn.Module):
     def __init__(self, dim: int, hidden: int | None = None) -> None:
         super().__init__()
         hidden = hidden or 32 * ((int(dim * 8 / 3) + 31) // 32)
-        self.w13 = nn.Linear(dim, 2 * hidden, bias=False)
-        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w13 = Linear(dim, 2 * hidden, bias=False)
+        self.w2 = Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.w13(x).chunk(2, dim=-1)
@@ -73,8 +74,8 @@ class Attention(nn.Module):
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by {heads} heads")
         self.heads, self.head_dim = heads, dim // heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.proj = nn.Linear(dim, dim, bias=False)
+        self.qkv = Linear(dim, 3 * dim, bias=False)
+        self.proj = Linear(dim, dim, bias=False)
         self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
 

@@ -1,0 +1,37 @@
+import torch
+import torch.nn.functional as F
+
+from dialect.nn.linear import FEW_ROWS, Linear
+
+
+def test_inference_fast_path_equals_nn_linear_and_follows_weight_updates():
+    torch.manual_seed(0)
+    layer = Linear(64, 96)
+    x = torch.randn(1, 3, 64)
+    with torch.inference_mode():
+        fast = layer(x)
+        assert layer._wt is not None  # the transposed copy was used
+    torch.testing.assert_close(fast, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-6)
+    # an optimizer step changes the weight in place: the next inference call must see it
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    layer(torch.randn(4, 64)).square().sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after = layer(x)
+    torch.testing.assert_close(after, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(after, fast)
+    # load_state_dict copies in place too
+    other = Linear(64, 96)
+    layer.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), other(x))
+
+
+def test_training_and_many_rows_take_the_plain_path():
+    layer = Linear(32, 16, bias=False)
+    out = layer(torch.randn(2, 32))  # grad enabled: nn.Linear's path, differentiable
+    assert out.requires_grad and layer._wt is None
+    with torch.no_grad():
+        layer(torch.randn(FEW_ROWS + 1, 32))
+    assert layer._wt is None
+    assert set(layer.state_dict()) == {"weight"}
