@@ -13,7 +13,8 @@ For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - 
 - same: all four paths produced the same greedy tokens.
 Paths run interleaved, `--repeats` times; medians are reported.
 
-    python benchmarks/bench_decode.py [--config llama20m|tiny] [--steps 64] [--repeats 3] [--threads N] [--write]
+    python benchmarks/bench_decode.py [--config llama20m|tiny] [--steps 64] [--repeats 3]
+        [--threads N] [--write]
 """
 
 from __future__ import annotations
@@ -131,8 +132,11 @@ def main() -> None:
     print(machine())
     bandwidth = read_bandwidth(device)
     bound = bandwidth / weight_bytes
-    print(f"{params / 1e6:.1f}M parameters, {weight_bytes / 1e6:.1f} MB; read bandwidth {bandwidth / 1e9:.1f} GB/s "
-          f"-> bound {bound:.0f} tok/s")  # fmt: skip
+    gbs = bandwidth / 1e9
+    print(
+        f"{params / 1e6:.1f}M parameters, {weight_bytes / 1e6:.1f} MB; "
+        f"bandwidth {gbs:.1f} GB/s -> {bound:.0f} tok/s"
+    )
     rows = [
         "| L | n | cached tok/s | uncached tok/s | cached / uncached | ours generate tok/s "
         "| HF generate tok/s | ours / HF | cached / bound | same |",
@@ -144,7 +148,8 @@ def main() -> None:
             n = min(args.steps, length // 2)
             r, same = measure(model, llama, length, n, args.repeats)
             rows.append(
-                f"| {length} | {n} | {r['cached']:.1f} | {r['uncached']:.1f} | {r['cached'] / r['uncached']:.1f}x "
+                f"| {length} | {n} | {r['cached']:.1f} | {r['uncached']:.1f} "
+                f"| {r['cached'] / r['uncached']:.1f}x "
                 f"| {r['ours']:.1f} | {r['hf']:.1f} | {r['ours'] / r['hf']:.2f}x | {r['cached'] / bound:.0%} "
                 f"| {'yes' if same else 'NO'} |"
             )  # fmt: skip
