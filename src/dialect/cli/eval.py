@@ -6,6 +6,8 @@ Benchmarks (ShapeWorld, graded by program; see `dialect.eval`):
     geneval   GenEval-mini: six categories, 4 images per prompt         (n = prompts per category)
     edit      Edit-mini: edited scene == target scene, per edit type    (n = edits)
     recon     TA-Tok -> de-tokenizer reconstruction fidelity per scale  (n = scenes)
+    fid       FID / KID of text-to-image samples vs renders of the same scenes (n = images);
+              needs --inception-weights PATH (a local TorchScript FID Inception; no download)
 Writes DIR/results.json, DIR/results.md (table with 95% intervals) and, for image benchmarks,
 DIR/pass.png / DIR/fail.png sample grids. Without --model the shipped model is evaluated.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 from dialect.core.images import save_grid
 from dialect.eval.stats import proportion
 
-BENCHMARKS = ("vqa", "caption", "geneval", "edit", "recon")
+BENCHMARKS = ("vqa", "caption", "geneval", "edit", "recon", "fid")
 
 
 def add_parser(sub) -> None:
@@ -31,6 +33,11 @@ def add_parser(sub) -> None:
     p.add_argument("--split", default=None, help="ShapeWorld split: train | heldout (default train)")
     p.add_argument("--scale", type=int, default=0, help="TA-Tok scale for image outputs (default 0)")
     p.add_argument("--decoder", default="ar", help="de-tokenizer for image outputs (default ar)")
+    p.add_argument(
+        "--inception-weights",
+        default=None,
+        help="fid: TorchScript FID Inception file (inception-2015-12-05.pt)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 
@@ -51,6 +58,10 @@ def _table(res: dict) -> str:
         rows.append(f"| **overall** (mean of categories) | {res['overall']:.3f} | | |")
     if "f1" in res:
         rows.append(_row("**attribute F1**", res["f1"]))
+    if "fid" in res:
+        n = f"{res['n_real']} real / {res['n_fake']} generated"
+        rows.append(f"| FID ({res['extractor']}) | {res['fid']:.3f} | | {n} |")
+        rows.append(f"| KID ({res['extractor']}) | {res['kid']:.5f} | +- {res['kid_std']:.5f} (std) | {n} |")
     meta = {k: v for k, v in res.items() if isinstance(v, (int, float, str)) and k != "overall"}
     return "\n".join([f"# {res['benchmark']}", "", "Settings: " + json.dumps(meta), "", *head, *rows, ""])
 
@@ -60,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     from dialect.unified.pipeline import Dialect
 
     out = Path(args.out)
+    network = None
+    if args.benchmark == "fid":  # before loading the model: a missing file fails fast
+        from dialect.eval.fid import load_feature_network
+
+        network = load_feature_network(args.inception_weights)
     model = Dialect.from_pretrained(args.model)
     kw = {k: v for k, v in (("seed", args.seed), ("split", args.split)) if v is not None}
     examples = {}
@@ -76,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         res, examples = generation.edit_mini(
             model, n=args.n or 200, scale=args.scale, decoder=args.decoder, **kw
         )
+    elif args.benchmark == "fid":
+        res, examples = generation.generation_fid(
+            model, network, Path(args.inception_weights).name, n=args.n or 500, scale=args.scale,
+            decoder=args.decoder, **{k: v for k, v in kw.items() if k == "seed"},
+        )  # fmt: skip
     else:
         from dialect.eval.recon import evaluate_reconstruction
         from dialect.world import WorldConfig

@@ -1,0 +1,81 @@
+"""End-to-end latency of the shipped default model on this CPU: `generate` per image for every
+TA-Tok scale x de-tokenizer, and `caption` / `ask` per image, at batch 1 and batch 8.
+
+Each number is the median wall time of `--repeats` calls after a warm-up call, divided by the
+images in the call, with the library's default sampling (the paper's T = 1, top-p 0.95,
+top-k 1200) and the shipped weights as loaded (bf16 weights are cast to fp32 on load when the
+CPU has no native bf16).
+
+    python benchmarks/bench_latency.py [--threads N] [--repeats 3] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from dialect.unified.pipeline import Dialect
+from dialect.world import WorldConfig, render, sample_scene
+
+try:
+    from benchmarks.common import append_section, machine
+except ImportError:  # run as a script from the repo root
+    from common import append_section, machine
+
+PROMPT = "a red circle to the left of a blue square"
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    print(machine())
+    d = Dialect.from_pretrained()
+    scales = d.tar.config.tatok.num_scales
+    rows = ["| call | scale (tokens) | decoder | batch | s / image |", "|---|---|---|---|---|"]
+    for b in args.batches:
+        for scale in range(scales):
+            n_tok = d.tar.tatok.scale_side(scale) ** 2
+            for dec in d.decoders:
+                secs = median_seconds(lambda: d.generate(PROMPT, n=b, scale=scale, decoder=dec), args.repeats)
+                rows.append(f"| generate | {scale} ({n_tok}) | {dec} | {b} | {secs / b:.3f} |")
+                print(rows[-1], flush=True)
+        world = WorldConfig(size=d.image_size)
+        imgs = [render(sample_scene(np.random.default_rng(i), world), world) for i in range(b)]
+        secs = median_seconds(lambda: d.caption(imgs), args.repeats)
+        rows.append(f"| caption | {d.tar.config.understand_scale} | - | {b} | {secs / b:.3f} |")
+        secs = median_seconds(lambda: d.ask(imgs, "what color is the circle?"), args.repeats)
+        rows.append(f"| ask | {d.tar.config.understand_scale} | - | {b} | {secs / b:.3f} |")
+        print("\n".join(rows[-2:]), flush=True)
+    body = (
+        "\n".join(rows) + f"\n\nShipped default model, prompt '{PROMPT}', default sampling, median of "
+        f"{args.repeats} calls after a warm-up, per image. 1-minute load average at the start: {load:.1f}.\n"
+    )
+    print(body)
+    if args.write:
+        append_section("End-to-end latency of the shipped model", body)
+
+
+if __name__ == "__main__":
+    main()
