@@ -57,9 +57,9 @@ def quantizer_rows(k: int, d: int, n: int, repeats: int) -> list[str]:
         codes = ours.codebook.codes().detach()  # (K, D), unit rows for cosine
         paths = {"ours": lambda q=ours: q(x)[1]}
         if metric == "cosine":
-            paths["matmul + argmax"] = lambda: (F.normalize(x, dim=-1) @ codes.T).argmax(-1)
+            paths["matmul + argmax"] = lambda c=codes: (F.normalize(x, dim=-1) @ c.T).argmax(-1)
         else:
-            paths["matmul + argmax"] = lambda: (2 * x @ codes.T - (codes * codes).sum(-1)).argmax(-1)
+            paths["matmul + argmax"] = lambda c=codes: (2 * x @ c.T - (c * c).sum(-1)).argmax(-1)
         if VectorQuantize is not None:
             theirs = VectorQuantize(dim=d, codebook_size=k, use_cosine_sim=metric == "cosine").eval()
             theirs._codebook.embed.copy_(codes[None])  # same codes (cosine: it normalises them again)
@@ -89,12 +89,12 @@ def image_rows(batch_sizes: list[int], repeats: int) -> list[str]:
         for b in batch_sizes:
             x = torch.rand(b, 3, size, size) * 2 - 1
             for scale in range(len(tatok.config.pool_scales)):
-                secs = timed(lambda s=scale: tatok.encode_ids(x, s), repeats)
+                secs = timed(lambda s=scale, x=x: tatok.encode_ids(x, s), repeats)
                 n = tatok.scale_side(scale) ** 2
                 rows.append(
                     f"| TA-Tok scale {scale} ({n} tokens) | {b} | {b / secs:.1f} | {secs / b * 1e3:.2f} |"
                 )
-            secs = timed(lambda: pixelvq.encode_ids(x), repeats)
+            secs = timed(lambda x=x: pixelvq.encode_ids(x), repeats)
             side = size // pixelvq.config.downsample
             rows.append(f"| pixel VQ ({side}x{side} ids) | {b} | {b / secs:.1f} | {secs / b * 1e3:.2f} |")
     return rows

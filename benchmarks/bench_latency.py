@@ -58,14 +58,17 @@ def main() -> None:
         for scale in range(scales):
             n_tok = d.tar.tatok.scale_side(scale) ** 2
             for dec in d.decoders:
-                secs = median_seconds(lambda: d.generate(PROMPT, n=b, scale=scale, decoder=dec), args.repeats)
+                secs = median_seconds(
+                    lambda b=b, scale=scale, dec=dec: d.generate(PROMPT, n=b, scale=scale, decoder=dec),
+                    args.repeats,
+                )
                 rows.append(f"| generate | {scale} ({n_tok}) | {dec} | {b} | {secs / b:.3f} |")
                 print(rows[-1], flush=True)
         world = WorldConfig(size=d.image_size)
         imgs = [render(sample_scene(np.random.default_rng(i), world), world) for i in range(b)]
-        secs = median_seconds(lambda: d.caption(imgs), args.repeats)
+        secs = median_seconds(lambda imgs=imgs: d.caption(imgs), args.repeats)
         rows.append(f"| caption | {d.tar.config.understand_scale} | - | {b} | {secs / b:.3f} |")
-        secs = median_seconds(lambda: d.ask(imgs, "what color is the circle?"), args.repeats)
+        secs = median_seconds(lambda imgs=imgs: d.ask(imgs, "what color is the circle?"), args.repeats)
         rows.append(f"| ask | {d.tar.config.understand_scale} | - | {b} | {secs / b:.3f} |")
         print("\n".join(rows[-2:]), flush=True)
     body = (

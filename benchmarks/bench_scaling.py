@@ -73,8 +73,8 @@ def tokenizer_scaling(sides: list[int], batch: int, repeats: int) -> dict[str, l
         for side in sides:
             x = torch.rand(batch, 3, side, side) * 2 - 1
             for name, fn in (
-                ("TA-Tok", lambda: tatok.encode_ids(x, 0)),
-                ("pixel VQ", lambda: pixelvq.encode_ids(x)),
+                ("TA-Tok", lambda x=x: tatok.encode_ids(x, 0)),
+                ("pixel VQ", lambda x=x: pixelvq.encode_ids(x)),
             ):
                 fn()
                 times = []
