@@ -153,7 +153,8 @@ class DecoderLM(nn.Module, Pretrained):
         if not parts:
             raise ValueError("DecoderLM.forward needs a prefix or ids")
         # under autocast the projected prefix comes out in half precision, the embedding does not
-        return torch.cat([p.to(self.tok_emb.weight.dtype) for p in parts], dim=1)
+        dtype = self.tok_emb.weight.dtype
+        return parts[0].to(dtype) if len(parts) == 1 else torch.cat([p.to(dtype) for p in parts], dim=1)
 
     def next_token_loss(
         self, ids: torch.Tensor, prefix: torch.Tensor | None = None, loss_mask: torch.Tensor | None = None

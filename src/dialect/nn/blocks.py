@@ -76,6 +76,7 @@ class Attention(nn.Module):
         self.heads, self.head_dim = heads, dim // heads
         self.qkv = Linear(dim, 3 * dim, bias=False)
         self.proj = Linear(dim, dim, bias=False)
+        self.qk_norm = qk_norm
         self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
 
@@ -91,9 +92,10 @@ class Attention(nn.Module):
         (True = attend). With a cache, x holds only the new positions and attends to all cached."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = self.q_norm(q), self.k_norm(k)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            q, k = apply_rope(torch.stack([q, k]), *rope)  # one rotation for both: fewer kernels
         if cache is not None:
             past = cache.length
             k, v = cache.append(k, v)
