@@ -15,7 +15,7 @@ from dialect.core.errors import DialectError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dialect.cli import chat, detok, eval, tokenize, train, world
+    from dialect.cli import chat, detok, eval, serve, tokenize, train, world
 
     parser = argparse.ArgumentParser(prog="dialect", description=dialect.__doc__.strip().splitlines()[0])
     parser.add_argument("--version", action="version", version=f"dialect {dialect.__version__}")
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     detok.add_parser(sub)
     chat.add_parser(sub)
     eval.add_parser(sub)
+    serve.add_parser(sub)
     return parser
 
 
