@@ -19,8 +19,6 @@ Paths run interleaved, `--repeats` times; medians are reported.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 
@@ -30,9 +28,9 @@ from dialect.lm import DecoderLM, LMConfig, SamplingConfig
 from dialect.lm.llama import to_llama
 
 try:
-    from benchmarks.common import append_section, machine, read_bandwidth
+    from benchmarks.common import parser, read_bandwidth, report, start
 except ImportError:  # run as a script from the repo root
-    from common import append_section, machine, read_bandwidth
+    from common import parser, read_bandwidth, report, start
 
 CONFIGS = {
     # the reference size class: a 4-layer ~20M-parameter Llama
@@ -110,26 +108,20 @@ def measure(model: DecoderLM, llama, length: int, n: int, repeats: int) -> tuple
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, repeats=3)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="llama20m", help="model size")
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="total lengths L")
     ap.add_argument("--steps", type=int, default=64, help="new tokens n (at most L / 2)")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is reported")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
-    ap.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = ap.parse_args()
     device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]  # the machine may be shared: a busy CPU slows every path
     config = CONFIGS[args.config]
     torch.manual_seed(0)
     model = DecoderLM(config).to(device).eval()
     llama = to_llama(model).to(device)
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    print(machine())
+    load = start(args)
     bandwidth = read_bandwidth(device)
     bound = bandwidth / weight_bytes
     gbs = bandwidth / 1e9
@@ -166,10 +158,8 @@ def main() -> None:
         f"end to end. Median of {args.repeats} interleaved repeats after a warm-up. "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
-    table = "\n".join(rows) + "\n" + note
-    print(table)
-    if args.write:
-        append_section(f"LM decoding: KV cache vs recompute vs transformers ({args.config}, batch 1)", table)
+    title = f"LM decoding: KV cache vs recompute vs transformers ({args.config}, batch 1)"
+    report(title, "\n".join(rows) + "\n" + note, args.write)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ and its pixel-VQ encoder, fp32 weights, inputs 64 x 64.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -28,20 +25,9 @@ from dialect.quant.vq import VectorQuantizer, VQConfig
 from dialect.unified.pipeline import Dialect
 
 try:
-    from benchmarks.common import append_section, machine
+    from benchmarks.common import median_seconds, parser, report, start
 except ImportError:  # run as a script from the repo root
-    from common import append_section, machine
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of `fn()` over `repeats` runs after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    from common import median_seconds, parser, report, start
 
 
 def quantizer_rows(k: int, d: int, n: int, repeats: int) -> list[str]:
@@ -69,7 +55,7 @@ def quantizer_rows(k: int, d: int, n: int, repeats: int) -> list[str]:
         with torch.inference_mode():
             for _ in range(repeats):  # interleaved, so a noisy neighbour slows all paths alike
                 for name, fn in paths.items():
-                    secs.setdefault(name, []).append(timed(fn, 1))
+                    secs.setdefault(name, []).append(median_seconds(fn, 1))
                     ids[name] = fn()
         plain = n / statistics.median(secs["matmul + argmax"])
         for name in paths:
@@ -89,30 +75,24 @@ def image_rows(batch_sizes: list[int], repeats: int) -> list[str]:
         for b in batch_sizes:
             x = torch.rand(b, 3, size, size) * 2 - 1
             for scale in range(len(tatok.config.pool_scales)):
-                secs = timed(lambda s=scale, x=x: tatok.encode_ids(x, s), repeats)
+                secs = median_seconds(lambda s=scale, x=x: tatok.encode_ids(x, s), repeats)
                 n = tatok.scale_side(scale) ** 2
                 rows.append(
                     f"| TA-Tok scale {scale} ({n} tokens) | {b} | {b / secs:.1f} | {secs / b * 1e3:.2f} |"
                 )
-            secs = timed(lambda x=x: pixelvq.encode_ids(x), repeats)
+            secs = median_seconds(lambda x=x: pixelvq.encode_ids(x), repeats)
             side = size // pixelvq.config.downsample
             rows.append(f"| pixel VQ ({side}x{side} ids) | {b} | {b / secs:.1f} | {secs / b * 1e3:.2f} |")
     return rows
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = parser(__doc__, repeats=5)
     ap.add_argument("--codes", type=int, default=8192, help="K")
     ap.add_argument("--dim", type=int, default=384, help="D")
     ap.add_argument("--vectors", type=int, default=4096, help="N")
-    ap.add_argument("--write", action="store_true", help="append the tables to BENCHMARKS.md")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]
-    print(machine())
+    load = start(args)
     q = [
         "| metric | quantizer | vectors/s | vs matmul + argmax | same ids as ours |",
         "|---|---|---|---|---|",
@@ -129,8 +109,7 @@ def main() -> None:
         f"{args.repeats} runs after a warm-up.\n\n" + "\n".join(im) + "\n\n"
         f"1-minute load average at the start: {load:.1f}.\n"
     )
-    if args.write:
-        append_section("Encoding throughput: TA-Tok, pixel VQ and the quantizer", body)
+    report("Encoding throughput: TA-Tok, pixel VQ and the quantizer", body, args.write)
 
 
 if __name__ == "__main__":

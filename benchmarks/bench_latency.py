@@ -11,46 +11,24 @@ CPU has no native bf16).
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
-
 import numpy as np
-import torch
 
 from dialect.unified.pipeline import Dialect
 from dialect.world import WorldConfig, render, sample_scene
 
 try:
-    from benchmarks.common import append_section, machine
+    from benchmarks.common import median_seconds, parser, report, start
 except ImportError:  # run as a script from the repo root
-    from common import append_section, machine
+    from common import median_seconds, parser, report, start
 
 PROMPT = "a red circle to the left of a blue square"
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap = parser(__doc__, repeats=3)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]
-    print(machine())
+    load = start(args)
     d = Dialect.from_pretrained()
     scales = d.tar.config.tatok.num_scales
     rows = ["| call | scale (tokens) | decoder | batch | s / image |", "|---|---|---|---|---|"]
@@ -75,9 +53,7 @@ def main() -> None:
         "\n".join(rows) + f"\n\nShipped default model, prompt '{PROMPT}', default sampling, median of "
         f"{args.repeats} calls after a warm-up, per image. 1-minute load average at the start: {load:.1f}.\n"
     )
-    print(body)
-    if args.write:
-        append_section("End-to-end latency of the shipped model", body)
+    report("End-to-end latency of the shipped model", body, args.write)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,8 @@ Writes benchmarks/results/scaling.{json,png}.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -30,10 +27,10 @@ from dialect.unified.pipeline import Dialect
 
 try:
     from benchmarks.bench_decode import CONFIGS, decode_tail
-    from benchmarks.common import ROOT, append_section, machine
+    from benchmarks.common import ROOT, machine, median_seconds, parser, report, start
 except ImportError:  # run as a script from the repo root
     from bench_decode import CONFIGS, decode_tail
-    from common import ROOT, append_section, machine
+    from common import ROOT, machine, median_seconds, parser, report, start
 
 OUT = ROOT / "benchmarks" / "results"
 
@@ -76,13 +73,7 @@ def tokenizer_scaling(sides: list[int], batch: int, repeats: int) -> dict[str, l
                 ("TA-Tok", lambda x=x: tatok.encode_ids(x, 0)),
                 ("pixel VQ", lambda x=x: pixelvq.encode_ids(x)),
             ):
-                fn()
-                times = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    fn()
-                    times.append(time.perf_counter() - t0)
-                out[name].append(statistics.median(times) / batch * 1e3)  # ms per image
+                out[name].append(median_seconds(fn, repeats) / batch * 1e3)  # ms per image
             print(
                 f"{side}px: TA-Tok {out['TA-Tok'][-1]:.1f} ms/image, pixel VQ {out['pixel VQ'][-1]:.1f}",
                 flush=True,
@@ -112,18 +103,12 @@ def plot(lengths, dec, sides, tok, path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    ap = parser(__doc__, repeats=3)
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 2048])
     ap.add_argument("--sides", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--steps", type=int, default=16, help="timed decode steps per length")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]
-    print(machine())
+    load = start(args)
     dec = decode_scaling(args.lengths, args.steps, args.repeats)
     tok = tokenizer_scaling(args.sides, 8, args.repeats)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -148,9 +133,7 @@ def main() -> None:
         f"Plot: [benchmarks/results/scaling.png](benchmarks/results/scaling.png). "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
-    print(body)
-    if args.write:
-        append_section("Scaling: decoding vs length, tokenizing vs resolution (log-log)", body)
+    report("Scaling: decoding vs length, tokenizing vs resolution (log-log)", body, args.write)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ length groups), AR-DTok, pixel VQ and TA-Tok (weights cast to fp32), and a fresh
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from dataclasses import replace
@@ -36,9 +34,9 @@ from dialect.unified.tasks import ShapeWorldTasks
 from dialect.world import WorldConfig
 
 try:
-    from benchmarks.common import append_section, machine
+    from benchmarks.common import parser, report, start
 except ImportError:  # run as a script from the repo root
-    from common import append_section, machine
+    from common import parser, report, start
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -101,16 +99,10 @@ def step_fn(model: torch.nn.Module, batch: dict):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
-    ap.add_argument("--repeats", type=int, default=3, help="timed steps per model; the median is reported")
+    ap = parser(__doc__, repeats=3)
     ap.add_argument("--lm-batch", type=int, default=32)
-    ap.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]
-    print(machine())
+    load = start(args)
     peak = matmul_peak()
     print(f"fp32 matmul peak (2048^3): {peak / 1e9:.1f} GFLOP/s", flush=True)
     rows = ["| model | trainable params | batch | s / step | samples/s | GFLOP / step | GFLOP/s | MFU |",
@@ -140,9 +132,7 @@ def main() -> None:
         f"forward included), times the median of {args.repeats} steps after a warm-up, fp32. "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
-    print(body)
-    if args.write:
-        append_section("Training throughput and MFU (tiny models)", body)
+    report("Training throughput and MFU (tiny models)", body, args.write)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,43 @@ def read_bandwidth(device: torch.device | str = "cpu", mib: int = 512, repeats: 
         x.sum().item()
         best = min(best, time.perf_counter() - t0)
     return x.numel() * 4 / best
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall seconds of `fn()` over `repeats` calls after one warm-up call."""
+    import statistics
+    import time
+
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def report(title: str, body: str, write: bool) -> None:
+    """Print a benchmark's markdown; with `write`, also append it to BENCHMARKS.md under `title`."""
+    print(body)
+    if write:
+        append_section(title, body)
+
+
+def parser(doc: str, repeats: int = 3):
+    """The options every benchmark takes: --threads, --repeats, --write (add its own to the result)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    ap.add_argument("--repeats", type=int, default=repeats, help="timed repeats; the median is reported")
+    ap.add_argument("--write", action="store_true", help="append the result to BENCHMARKS.md")
+    return ap
+
+
+def start(args) -> float:
+    """Apply --threads, print the machine; -> the 1-minute load average (the machine may be shared)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(machine())
+    return os.getloadavg()[0]
