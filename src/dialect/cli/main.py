@@ -15,14 +15,16 @@ from dialect.core.errors import DialectError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dialect.cli import chat, detok, eval, serve, tokenize, train, world
+    from dialect.cli import chat, detok, dryrun, eval, pretokenize, serve, tokenize, train, world
 
     parser = argparse.ArgumentParser(prog="dialect", description=dialect.__doc__.strip().splitlines()[0])
     parser.add_argument("--version", action="version", version=f"dialect {dialect.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     world.add_parser(sub)
     train.add_parser(sub)
+    dryrun.add_parser(sub)
     tokenize.add_parser(sub)
+    pretokenize.add_parser(sub)
     detok.add_parser(sub)
     chat.add_parser(sub)
     eval.add_parser(sub)

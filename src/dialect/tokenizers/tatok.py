@@ -5,7 +5,7 @@ Pipeline (the paper's sizes in brackets; ours are CPU-sized):
     -> frozen teacher grid features (B, h, w, C)           [SigLIP2 penultimate, 27x27x1152]
     -> Linear + Tanh (trainable adapter)
     -> scale-adaptive pooling: avg-pool, kernel = stride = s for s in `pool_scales`
-       -> (h/s)^2 tokens per image at scale index k        [s = 1, 2, 3 -> 729 / 169 / 81]
+       -> (h // s)^2 tokens per image at scale index k     [s = 1, 2, 3 -> 729 / 169 / 81]
     -> Linear to the codebook width D, L2-normalise        [D = LLM hidden size]
     -> vector quantization against C = L2norm(W E + b)     [E = 65,536 frozen LLM embedding rows]
     -> a small transformer decoder (2-D RoPE, any grid size) reconstructs the teacher features
@@ -19,6 +19,13 @@ teacher's activation scale; loss = MSE + (1 - cosine). The paper does not state 
 feature loss; this is our documented choice.
 
 Scale k is an index into `pool_scales` (0 = finest); its LM marker token is `<S{k}>`.
+
+Grids that s does not divide (the paper's 27x27 at s = 2): the paper's counts are 27 // s per side
+(169 = 13^2), and plain kernel = stride = 2 pooling would drop the last row and column. We pool
+adaptively instead (:func:`pool_grid`: 13 windows of 3 cells, neighbours sharing one), so every
+cell reaches a token; the decoder spreads token i back over cells j with j * 13 // 27 == i
+(:func:`unpool_grid`). When s divides the side both are exactly kernel = stride = s pooling and
+nearest repetition.
 """
 
 from __future__ import annotations
@@ -113,9 +120,7 @@ class TATok(nn.Module, Pretrained):
     def _pre_quant(self, feats: torch.Tensor, scale: int) -> torch.Tensor:
         """(B, h, w, C) -> (B, n_scale, D) unit vectors before quantization."""
         x = self.adapter(feats)
-        s = self.config.pool_scales[scale]
-        if s > 1:
-            x = F.avg_pool2d(x.permute(0, 3, 1, 2), kernel_size=s, stride=s).permute(0, 2, 3, 1)
+        x = pool_grid(x, self.config.pool_scales[scale])
         return F.normalize(self.to_code(x.flatten(1, 2)).float(), dim=-1)
 
     def encode(self, images: torch.Tensor, scale: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -135,9 +140,7 @@ class TATok(nn.Module, Pretrained):
         if z_q.shape[1] != side * side:
             raise DialectError(f"scale {scale} has {side * side} tokens per image, got {z_q.shape[1]}")
         x = self.from_code(z_q).view(z_q.shape[0], side, side, -1)
-        factor = self.grid // side
-        if factor > 1:  # spread each token over the cells it pooled, then let attention refine
-            x = x.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
+        x = unpool_grid(x, self.grid)  # each token over the cells it pooled; attention refines
         x = x.flatten(1, 2) + self.scale_embed.weight[scale]
         head_dim = self.config.decoder_dim // self.config.decoder_heads
         rope = tuple(t.to(x.device) for t in rope_2d(self.grid, self.grid, head_dim))
@@ -171,6 +174,32 @@ class TATok(nn.Module, Pretrained):
         super().train(mode)
         self.teacher.eval()  # frozen: always in inference mode
         return self
+
+
+def pool_grid(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Scale-adaptive pooling of a channel-last grid: (B, h, w, C) -> (B, h // s, w // s, C).
+
+    Average pooling with kernel = stride = s (the paper) when s divides h and w; otherwise adaptive
+    average pooling to (h // s, w // s) windows, which covers every cell (27 -> 13: windows of 3)."""
+    if s == 1:
+        return x
+    h, w = x.shape[1:3]
+    t = x.permute(0, 3, 1, 2)
+    if h % s == 0 and w % s == 0:
+        t = F.avg_pool2d(t, kernel_size=s, stride=s)
+    else:
+        t = F.adaptive_avg_pool2d(t, (h // s, w // s))
+    return t.permute(0, 2, 3, 1)
+
+
+def unpool_grid(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Nearest spreading of a (B, n, n, C) token grid onto (B, side, side, C): cell j takes token
+    j * n // side (exact integer arithmetic; repeat_interleave by side / n when n divides side)."""
+    n = x.shape[1]
+    if n == side:
+        return x
+    idx = torch.arange(side, device=x.device) * n // side
+    return x.index_select(1, idx).index_select(2, idx)
 
 
 def token_string(ids: torch.Tensor | list[int], scale: int) -> str:
