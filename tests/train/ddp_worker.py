@@ -7,8 +7,9 @@
 
 Writes OUT/<model>/<mode>/ (the run folders), OUT/states/<model>_<mode>_rank<r>.pt (each rank's
 final weights) and OUT/writes_rank<r>.txt (every file-writing call the trainer made on that rank).
-Determinism: TA-Tok trains one scale with argmax codes; Tar trains t2i only, so every sample has
-the same number of loss tokens and the mean of the ranks' losses is the global mean.
+Determinism: TA-Tok trains one scale with argmax codes. Tar mixes captions (short, varying answers)
+with t2i, so the ranks hold different numbers of loss tokens: equal weights then show that Tar's
+loss is the mean over every rank's tokens, not a mean of per-rank means.
 """
 
 import contextlib
@@ -39,7 +40,7 @@ def build(name: str, seed: int):
     if name == "tatok":
         model = TATok(tatok_cfg(scale_weights=[1.0, 0.0, 0.0]))
         return model, ShapeWorldDataset(WORLD, seed=0, length=64)
-    tasks = TaskConfig(weights={"t2i": 1.0}, scale_weights=[1.0])
+    tasks = TaskConfig(weights={"t2i": 1.0, "caption": 1.0}, scale_weights=[1.0])
     return tar(seed=seed), ShapeWorldTasks(tasks, WORLD, num_scales=3, seed=0, length=64)
 
 

@@ -61,14 +61,20 @@ def barrier() -> None:
 
 
 def all_reduce_mean(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Average a dict of scalars over ranks (identity in one process)."""
+    """Average a dict of scalars over ranks (identity in one process).
+
+    Ranks may log different keys (e.g. Tar's `text_loss` only where the batch held text
+    targets): every key of any rank is averaged over the ranks that have it."""
     if not (dist.is_available() and dist.is_initialized()):
         return values
-    keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    keys = sorted(set().union(*all_gather_object(sorted(values))))
+    t = torch.tensor(
+        [[float(values[k]), 1.0] if k in values else [0.0, 0.0] for k in keys],
+        dtype=torch.float64,
+        device=device,
+    )  # (keys, [sum, count])
     dist.all_reduce(t)
-    t /= dist.get_world_size()
-    return dict(zip(keys, t.tolist(), strict=True))
+    return {k: s / c for k, (s, c) in zip(keys, t.tolist(), strict=True)}
 
 
 def all_gather_object(obj: Any) -> list[Any]:

@@ -35,6 +35,7 @@ from dialect.core.errors import DialectError
 from dialect.core.pretrained import Pretrained
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig
 from dialect.quant.embeddings import load_token_embeddings
+from dialect.quant.usage import all_reduce_sum, world_size
 from dialect.tokenizers.tatok import TATok, TATokConfig
 from dialect.unified.tasks import TaskConfig, conversation
 from dialect.unified.template import ImageSpan, encode_conversation, pad_batch
@@ -179,7 +180,10 @@ class Tar(nn.Module, Pretrained):
             for k, w in enumerate((weight, is_image, weight - is_image)):
                 sums[k] = sums[k] + (ce * w).sum()
                 counts[k] = counts[k] + w.sum()
-        out = {"loss": sums[0] / counts[0].clamp_min(1.0)}
+        # the mean over every rank's loss tokens: DDP averages the ranks' gradients, so each rank
+        # scales its sum by world / (tokens on all ranks); one process: sum / count, as before
+        total = all_reduce_sum(counts[0].detach().clone())
+        out = {"loss": sums[0] * world_size() / total.clamp_min(1.0)}
         for k, name in ((1, "image_loss"), (2, "text_loss")):
             if counts[k] > 0:
                 out[name] = (sums[k] / counts[k]).detach()
