@@ -112,16 +112,32 @@ class ViT(nn.Module, Pretrained):
 
     def grid_features(self, images: torch.Tensor, layer: int = -1) -> torch.Tensor:
         """(B, 3, H, W) -> (B, h, w, dim). layer=-1: the normed top; layer=i or -k: block i's output."""
-        x, rope, h, w = self._tokens(images)
-        hidden = None if layer == -1 else layer % self.config.depth
-        x = self.stack(x, rope=rope, return_hidden=hidden)
-        return x.view(x.shape[0], h, w, -1)
+        return self.grids(images, (layer,))[0]
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled embedding (B, dim) of the top-layer patch features (see `pool`)."""
-        grid = self.grid_features(images)
+    def grids(self, images: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
+        """Grid features (B, h, w, dim) of several layers (as in `grid_features`) in one pass, which
+        stops after the last block any of them needs."""
+        x, rope, h, w = self._tokens(images)
+        depth = self.config.depth
+        want = [None if layer == -1 else layer % depth for layer in layers]
+        last = depth - 1 if None in want else max(want)
+        outs: dict[int | None, torch.Tensor] = {}
+        for i, block in enumerate(self.stack.blocks[: last + 1]):
+            x = block(x, rope=rope)
+            if i in want:
+                outs[i] = x
+        if None in want:
+            outs[None] = self.stack.norm(x)
+        return [outs[k].view(x.shape[0], h, w, -1) for k in want]
+
+    def pool(self, grid: torch.Tensor) -> torch.Tensor:
+        """Top-layer grid (B, h, w, dim) -> pooled embedding (B, dim) (see `ViTConfig.pool`)."""
         if self.config.pool == "mean":
             return grid.mean(dim=(1, 2))
         if self.config.pool == "max":
             return grid.amax(dim=(1, 2))
         return self.attn_pool(grid.flatten(1, 2))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled embedding (B, dim) of the top-layer patch features (see `pool`)."""
+        return self.pool(self.grid_features(images))
