@@ -118,17 +118,7 @@ class ViT(nn.Module, Pretrained):
         """Grid features (B, h, w, dim) of several layers (as in `grid_features`) in one pass, which
         stops after the last block any of them needs."""
         x, rope, h, w = self._tokens(images)
-        depth = self.config.depth
-        want = [None if layer == -1 else layer % depth for layer in layers]
-        last = depth - 1 if None in want else max(want)
-        outs: dict[int | None, torch.Tensor] = {}
-        for i, block in enumerate(self.stack.blocks[: last + 1]):
-            x = block(x, rope=rope)
-            if i in want:
-                outs[i] = x
-        if None in want:
-            outs[None] = self.stack.norm(x)
-        return [outs[k].view(x.shape[0], h, w, -1) for k in want]
+        return [y.view(x.shape[0], h, w, -1) for y in self.stack.layers(x, layers, rope=rope)]
 
     def pool(self, grid: torch.Tensor) -> torch.Tensor:
         """Top-layer grid (B, h, w, dim) -> pooled embedding (B, dim) (see `ViTConfig.pool`)."""

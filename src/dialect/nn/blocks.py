@@ -8,6 +8,7 @@ Shapes: x (B, T, dim); q, k, v (B, heads, T, head_dim).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -158,13 +159,24 @@ class Stack(nn.Module):
         causal: bool = False,
         mask: torch.Tensor | None = None,
         caches: list[KVCache] | None = None,
-        return_hidden: int | None = None,
     ) -> torch.Tensor:
-        """`return_hidden=i` returns the output of block i (0-based, before the final norm) instead
-        of the normed top, as encoders that read an inner layer need (e.g. the penultimate)."""
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None
             x = block(x, rope=rope, causal=causal, mask=mask, cache=cache)
-            if return_hidden is not None and i == return_hidden:
-                return x
         return self.norm(x)
+
+    def layers(self, x: torch.Tensor, which: Sequence[int], **attn_kwargs) -> list[torch.Tensor]:
+        """Outputs of several layers in one pass, in the order asked: -1 is the normed top, i or -k
+        the output of block i (before the final norm), as encoders that read an inner layer need
+        (e.g. the penultimate). Stops after the last block any of them needs."""
+        depth = len(self.blocks)
+        want = [None if k == -1 else k % depth for k in which]
+        last = depth - 1 if None in want else max(want)
+        outs: dict[int | None, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks[: last + 1]):
+            x = block(x, **attn_kwargs)
+            if i in want:
+                outs[i] = x
+        if None in want:
+            outs[None] = self.norm(x)
+        return [outs[k] for k in want]

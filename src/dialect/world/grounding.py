@@ -37,8 +37,11 @@ def patch_labels(scene: Scene, cfg: WorldConfig, grid: int, min_cover: float = 0
     p = n // grid
     blocks = owner.reshape(grid, p, grid, p).transpose(0, 2, 1, 3).reshape(grid, grid, p * p)
     labels = np.full((grid, grid), BACKGROUND, dtype=np.int64)
-    for k, obj in enumerate(scene.objects):
-        share = (blocks == k).mean(-1)  # (grid, grid)
-        best = (blocks[..., None] == np.arange(len(scene.objects))).mean(-2).argmax(-1) == k
-        labels[(share >= min_cover) & best] = _INDEX[f"{obj.size} {obj.color} {obj.shape}"]
+    if not scene.objects:
+        return labels
+    shares = (blocks[..., None] == np.arange(len(scene.objects))).mean(-2)  # (grid, grid, objects)
+    best = shares.argmax(-1)
+    phrase = np.array([_INDEX[f"{o.size} {o.color} {o.shape}"] for o in scene.objects])
+    covered = shares.max(-1) >= min_cover
+    labels[covered] = phrase[best[covered]]
     return labels
