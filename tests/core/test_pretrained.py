@@ -24,6 +24,16 @@ def test_save_load_round_trip_is_exact(tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_fingerprint_names_the_weights_not_the_copy(tmp_path):
+    m = _model()
+    m.save_pretrained(tmp_path / "m")
+    assert PixelAutoencoder.from_pretrained(tmp_path / "m").fingerprint() == m.fingerprint()
+    assert len(m.fingerprint()) == 16
+    with torch.no_grad():
+        next(m.parameters())[0].add_(1e-3)
+    assert PixelAutoencoder.from_pretrained(tmp_path / "m").fingerprint() != m.fingerprint()
+
+
 def test_overwrite_is_atomic_and_leaves_no_temp(tmp_path):
     m = _model()
     m.save_pretrained(tmp_path / "m")

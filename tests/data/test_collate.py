@@ -34,6 +34,15 @@ def test_extra_keys_stacked_or_listed():
     assert batch["answer"] == ["0", "1"]
 
 
+def test_samples_without_images_give_a_batch_without_one():
+    ids = [{"tatok_s0": torch.full((4,), i), "text": "t", "meta": {"i": i}} for i in range(3)]
+    batch = collate([*ids[:2], Skipped("x", "gone"), ids[2]])
+    assert "image" not in batch and batch["tatok_s0"].shape == (3, 4)
+    assert batch["meta"] == [{"i": 0}, {"i": 1}, {"i": 2}] and batch["num_samples"] == 4
+    with pytest.raises(DialectError, match="with and without an image"):
+        collate([ids[0], _sample(0)])
+
+
 def test_mismatched_shapes_are_a_clear_error():
     with pytest.raises(DialectError, match="different shapes"):
         collate([_sample(0, size=4), _sample(1, size=5)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import dialect.lm.transformer as lm_module
+import dialect.lm.decoding as lm_module  # generate and its sampling live here
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig, apply_cfg
 
 GREEDY = SamplingConfig(temperature=0.0)

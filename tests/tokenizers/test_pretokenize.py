@@ -73,12 +73,30 @@ def test_interrupted_run_resumes_skipping_finished_shards(tmp_path, tatok):
         pretokenize(_data(), tmp_path, tatok, shard_size=5, log=lambda _: None)
 
 
+def test_index_names_its_tokenizers_and_a_resume_keeps_them(tmp_path, tatok):
+    torch.manual_seed(1)
+    codec = PixelVQ(codec_cfg()).eval()
+    index = pretokenize(_data(4), tmp_path, tatok, codec, shard_size=4, log=lambda _: None)
+    assert index["tatok_fingerprint"] == tatok.fingerprint()
+    assert index["pixelvq_fingerprint"] == codec.fingerprint()
+    torch.manual_seed(2)
+    with pytest.raises(DialectError, match="tatok_fingerprint"):
+        pretokenize(_data(4), tmp_path, TATok(tatok_cfg()).eval(), codec, shard_size=4, log=lambda _: None)
+    ds = PretokenizedDataset(tmp_path)
+    ds.require_tokenizer("tatok", tatok.fingerprint(), "here")
+    with pytest.raises(DialectError, match="another TA-Tok"):
+        ds.require_tokenizer("tatok", "0" * 16, "there")
+
+
 def test_rank_views_are_disjoint_and_cover_everything(tmp_path, tatok):
     pretokenize(_data(), tmp_path, tatok, shard_size=3, log=lambda _: None)
     full = PretokenizedDataset(tmp_path)
+    assert full.blocks == [3, 3, 3, 1]
     seen = []
     for rank in range(3):
         ds = PretokenizedDataset(tmp_path, rank=rank, world_size=3)
+        shards = [(ds.global_index(i) // 3) for i in range(len(ds))]  # a block: one shard's run
+        assert ds.blocks == [shards.count(b) for b in range(4)] and shards == sorted(shards)
         for i in range(len(ds)):
             g = ds.global_index(i)
             seen.append(g)
@@ -126,4 +144,6 @@ def test_cli_writes_and_refuses_an_endless_source(tmp_path, tatok, capsys):
     assert np.array_equal(ids, _direct(tatok, images, 0).numpy())
     assert main([*args, *data]) == 2
     assert "finite data.length" in capsys.readouterr().err
+    assert main([*args, "data.source=pretokenized", f"data.path={tmp_path / 'ids'}"]) == 2
+    assert "one image source" in capsys.readouterr().err
     assert main(["pretokenize", "--tatok", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2

@@ -5,6 +5,9 @@
                                  # per step), then one interrupted after its step-2 checkpoint
                                  # and resumed to step 4
 
+"tar-fsdp" is the same Tar under `train.parallel=fsdp` (sharded weights, grads and AdamW moments;
+in one process it is plain training). Its saved state is the gathered full weights, on rank 0 only.
+
 Writes OUT/<model>/<mode>/ (the run folders), OUT/states/<model>_<mode>_rank<r>.pt (each rank's
 final weights) and OUT/writes_rank<r>.txt (every file-writing call the trainer made on that rank).
 Determinism: TA-Tok trains one scale with argmax codes. Tar mixes captions (short, varying answers)
@@ -26,6 +29,7 @@ from dialect.data.shapeworld import ShapeWorldDataset  # noqa: E402
 from dialect.tokenizers.tatok import TATok  # noqa: E402
 from dialect.train import TrainConfig, Trainer  # noqa: E402
 from dialect.train import distributed as D  # noqa: E402
+from dialect.train import fsdp as F  # noqa: E402
 from dialect.train import trainer as trainer_module  # noqa: E402
 from dialect.train.checkpoint import seed_everything  # noqa: E402
 from dialect.unified import ShapeWorldTasks  # noqa: E402
@@ -75,12 +79,12 @@ def main(out: Path) -> None:
         log_writes(writes, dist.rank, cls, "save_pretrained")
     (out / "states").mkdir(parents=True, exist_ok=True)
     try:
-        for name in ("tatok", "tar"):
+        for name in ("tatok", "tar", "tar-fsdp"):
             for mode in ("straight", "resume"):
                 cfg = TrainConfig(
                     out_dir=str(out / name / mode), steps=STEPS, batch_size=BATCH, grad_accum=ACCUM,
                     lr=1e-3, warmup_steps=1, log_every=1, ckpt_every=STOP, progress=False,
-                    precision="fp32", device="cpu",
+                    precision="fp32", device="cpu", parallel="fsdp" if name == "tar-fsdp" else "ddp",
                 )  # fmt: skip
                 model, data = build(name, seed=0)
                 seed_everything(dist.rank)
@@ -89,8 +93,15 @@ def main(out: Path) -> None:
                         Interrupted(model, data, cfg, run_config=cfg, dist=dist).fit()
                     model, data = build(name, seed=123)  # a different init: all must come from disk
                     seed_everything(99 + dist.rank)
-                Trainer(model, data, cfg, run_config=cfg, dist=dist).fit()
-                torch.save(model.state_dict(), out / "states" / f"{name}_{mode}_rank{dist.rank}.pt")
+                trainer = Trainer(model, data, cfg, run_config=cfg, dist=dist)
+                trainer.fit()
+                if trainer.fsdp:  # each rank's share of the trained parameters: (local, full)
+                    trained = [p for p in model.parameters() if p.requires_grad]
+                    shares = [(p.to_local().numel(), p.numel()) for p in trained]
+                    torch.save(shares, out / "states" / f"{name}_{mode}_shares_rank{dist.rank}.pt")
+                state = F.full_model_state(model) if trainer.fsdp else model.state_dict()
+                if state:
+                    torch.save(state, out / "states" / f"{name}_{mode}_rank{dist.rank}.pt")
     finally:
         D.cleanup()
 

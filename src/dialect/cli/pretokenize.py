@@ -45,6 +45,8 @@ def build_source(cfg: PretokenizeData):
     """The dataset to encode, in source order: map-style, or one unshuffled single-rank pass of
     WebDataset shards."""
     d = cfg.data
+    if d.mix or d.source == "pretokenized":
+        raise DialectError("pretokenize reads one image source; mix pretokenized folders when training")
     if d.source == "shapeworld" and d.length < 1:
         raise DialectError("pretokenizing ShapeWorld needs a finite data.length (e.g. data.length=10000)")
     if d.source == "webdataset":

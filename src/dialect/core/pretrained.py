@@ -9,6 +9,7 @@ never a silent partial load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -59,17 +60,25 @@ class Pretrained:
     config: Any
 
     def save_pretrained(self, path: str | Path, extra_files: dict[str, str] | None = None) -> Path:
-        """Write `config.json` + `model.safetensors` (+ `extra_files`: name -> text) atomically."""
+        """Write `config.json` + `model.safetensors` (+ `extra_files`: relative name -> text)
+        atomically."""
         meta = {"_class": type(self).__name__, "_dialect_version": dialect.__version__}
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
 
         def write(tmp: Path) -> None:
             (tmp / CONFIG_NAME).write_text(json.dumps({**meta, **to_dict(self.config)}, indent=2))
             save_file(_unshare(state), str(tmp / WEIGHTS_NAME))
-            for name, text in (extra_files or {}).items():
+            for name, text in (extra_files or {}).items():  # a name may hold a subfolder: "lm/config.json"
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_text(text)
 
         return atomic_dir(path, write)
+
+    def fingerprint(self) -> str:
+        """16 hex digits of sha256 over the config and every saved tensor: equal for any two copies of
+        one trained model, whatever device or folder they came from (e.g. to check that stored token
+        ids were made by this tokenizer)."""
+        return fingerprint(self.config, self.state_dict())
 
     @classmethod
     def load_config(cls, path: str | Path) -> Any:
@@ -106,6 +115,17 @@ class Pretrained:
         model = cls._from_config(config, Path(path))
         load_weights(model, weights, map_location)
         return model.to(map_location)
+
+
+def fingerprint(config: Any, state: dict[str, torch.Tensor]) -> str:
+    """See `Pretrained.fingerprint`: the config as sorted JSON, then each tensor's name, dtype, shape
+    and bytes in name order."""
+    h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True, default=str).encode())
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(state[name].shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def load_weights(

@@ -1,4 +1,5 @@
-"""Data: one sample format from ShapeWorld, image folders, JSONL pairs and WebDataset shards.
+"""Data: one sample format from ShapeWorld, image folders, JSONL pairs and WebDataset shards;
+stored token ids from pretokenized folders (`data.tokens`); sources mixed in ratios (`data.mix`).
 
 Every source yields ``{"image": (3, H, W) float in [-1, 1], "text": str, "meta": dict}`` or, for a
 file that cannot be used, a `Skipped(path, reason)` that `collate` drops and lists in
@@ -6,9 +7,10 @@ file that cannot be used, a `Skipped(path, reason)` that `collate` drops and lis
 and `build_loader`.
 """
 
-from dialect.data.build import SOURCES, DataConfig, build_dataset, build_loader
+from dialect.data.build import SOURCES, DataConfig, build_dataset, build_loader, build_mixture
+from dialect.data.mix import MixtureDataset
 from dialect.data.sample import Sample, SkipCounter, Skipped, collate, skip_or_raise
-from dialect.data.shards import WebDatasetStream, expand_shards
+from dialect.data.shards import WebDatasetSamples, WebDatasetStream, expand_shards
 from dialect.data.sources import ImageFolderDataset, JsonlDataset, scan_images
 from dialect.data.transforms import IMAGE_EXTENSIONS, BadImage, ImageTransform, decode_image, to_rgb
 
@@ -20,12 +22,15 @@ __all__ = [
     "ImageFolderDataset",
     "ImageTransform",
     "JsonlDataset",
+    "MixtureDataset",
     "Sample",
     "SkipCounter",
     "Skipped",
+    "WebDatasetSamples",
     "WebDatasetStream",
     "build_dataset",
     "build_loader",
+    "build_mixture",
     "collate",
     "decode_image",
     "expand_shards",

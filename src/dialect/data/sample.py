@@ -57,14 +57,18 @@ def collate(samples: Sequence[Sample | Skipped]) -> dict[str, Any]:
     input entry, skipped ones included (streams advance their position by it). Extra keys are
     stacked when they are tensors of one shape, else listed. When every entry was skipped, B is 0
     and `image` is an empty (0, 3, 0, 0) tensor: the trainer skips such a batch and counts it.
+    Samples without an image (stored token ids, `dialect.data.tokens`) give a batch without one.
     """
     good = [s for s in samples if not isinstance(s, Skipped)]
     skipped = [(s.path, s.reason) for s in samples if isinstance(s, Skipped)]
-    batch: dict[str, Any] = {
-        "image": _stack("image", [s["image"] for s in good]) if good else torch.empty(0, 3, 0, 0),
-        "text": [s.get("text") or "" for s in good],
-        "meta": [dict(s.get("meta") or {}) for s in good],
-    }
+    batch: dict[str, Any] = {}
+    with_image = sum("image" in s for s in good)
+    if with_image not in (0, len(good)):
+        raise DialectError("cannot batch samples with and without an image together")
+    if with_image or not good:
+        batch["image"] = _stack("image", [s["image"] for s in good]) if good else torch.empty(0, 3, 0, 0)
+    batch["text"] = [s.get("text") or "" for s in good]
+    batch["meta"] = [dict(s.get("meta") or {}) for s in good]
     extra = sorted({k for s in good for k in s} - set(batch))
     for key in extra:
         values = [s.get(key) for s in good]

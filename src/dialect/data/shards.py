@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from dialect.core.errors import DialectError
 from dialect.data.sample import Sample, Skipped, skip_or_raise
@@ -189,6 +189,13 @@ class WebDatasetStream(IterableDataset):
                 return
             epoch, offset = epoch + 1, 0
 
+    def load(self, g: int) -> Sample | Skipped:
+        """Sample g of all shards in shard order (random access; the stream order is not used)."""
+        if not 0 <= g < self.num_samples:
+            raise IndexError(g)
+        s = int(np.searchsorted(self._offsets, g, side="right")) - 1
+        return self._load(s, g - int(self._offsets[s]))
+
     def _load(self, s: int, j: int) -> Sample | Skipped:
         shard = self.shards[s]
         key, files = self.index[s][j]
@@ -215,6 +222,24 @@ class WebDatasetStream(IterableDataset):
         meta.update(key=key, shard=os.path.basename(shard))
         index = int(self._offsets[s]) + j  # seeds random crop/flip: fixed per sample
         return {"image": self.transform(img, index), "text": text, "meta": meta}
+
+
+class WebDatasetSamples(Dataset):
+    """Map-style view of a `WebDatasetStream`'s shards (item g = its sample g in shard order), for
+    sources whose order is set outside, such as a `MixtureDataset`. `blocks`: samples per shard."""
+
+    def __init__(self, stream: WebDatasetStream) -> None:
+        self.stream = stream
+
+    def __len__(self) -> int:
+        return self.stream.num_samples
+
+    @property
+    def blocks(self) -> list[int]:
+        return [len(i) for i in self.stream.index]
+
+    def __getitem__(self, g: int) -> Sample | Skipped:
+        return self.stream.load(g)
 
 
 def _read(path: str, offset: int, size: int) -> bytes:

@@ -4,6 +4,7 @@ A folder written by `dialect pretokenize` (:mod:`dialect.tokenizers.pretokenize`
 
     index.json          {"format": 1, "num_samples": N, "shard_size": S, "scales": [k, ...],
                          "tokens": [n_k, ...], "pixel_shape": [h, w] or null, "source": {...},
+                         "tatok_fingerprint": "...", "pixelvq_fingerprint": "..." or null,
                          "shards": [{"file": "shard-00000.npz", "start": 0, "samples": m}, ...]}
     shard-00000.npz     tatok_s{k}: (m, n_k) uint16/int32 TA-Tok ids at scale k, one array per scale
                         pixel: (m, h, w) pixel-VQ ids (only with a pixel VQ)
@@ -14,12 +15,16 @@ skipped, so m <= S). :class:`PretokenizedDataset` is map-style over every stored
 order; `rank` / `world_size` give the strided per-rank view (sample j goes to rank j mod W), which
 is disjoint across ranks and covers every sample. Items are
     {"tatok_s{k}": LongTensor (n_k,), "pixel": LongTensor (h, w) (if stored), "text": str, "meta": dict}
-batched by :func:`collate_tokens`.
+batched by :func:`collate_tokens` (or the trainers' `collate`). The fingerprints
+(`Pretrained.fingerprint`) name the tokenizers that made the ids: a trainer reading the folder
+checks them against its own with `require_tokenizer`. `blocks` (samples per shard of this view)
+lets the trainer's sampler shuffle shard-aware; the last `WINDOW` shards read are kept in memory.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,9 +34,17 @@ import torch
 from torch.utils.data import Dataset
 
 from dialect.core.errors import DialectError
+from dialect.data.order import WINDOW
 
 INDEX = "index.json"
 FORMAT = 1
+PIXEL_KEY = "pixel"  # pixel-VQ ids (h, w) per sample
+TOKENIZERS = {"tatok": "TA-Tok", "pixelvq": "pixel VQ"}  # index fingerprint keys -> names
+
+
+def ids_key(scale: int) -> str:
+    """The item / batch key of the TA-Tok ids at `scale`."""
+    return f"tatok_s{scale}"
 
 
 def read_index(folder: str | Path) -> dict[str, Any]:
@@ -62,7 +75,7 @@ class PretokenizedDataset(Dataset):
         counts = [s["samples"] for s in self.index["shards"]]
         self._ends = np.cumsum(counts)  # stored samples up to and including each shard
         self.rank, self.world_size = rank, world_size
-        self._cache: tuple[int, dict[str, np.ndarray]] | None = None  # the last shard read
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()  # the last WINDOW shards read
 
     @property
     def complete(self) -> bool:
@@ -76,6 +89,33 @@ class PretokenizedDataset(Dataset):
     def __len__(self) -> int:
         return len(range(self.rank, self.total, self.world_size))
 
+    @property
+    def blocks(self) -> list[int]:
+        """Items of this view in each shard, in order (they are contiguous runs of indices)."""
+        starts = [0, *self._ends.tolist()][:-1]
+        return [len(range(a + (self.rank - a) % self.world_size, int(e), self.world_size))
+                for a, e in zip(starts, self._ends, strict=True)]  # fmt: skip
+
+    def require_tokenizer(self, name: str, fingerprint: str, path: str) -> None:
+        """Refuse (DialectError) ids made by another tokenizer than the run's: `name` is "tatok" or
+        "pixelvq", `fingerprint` that of the run's model loaded from `path`."""
+        what = TOKENIZERS[name]
+        if name == "pixelvq" and self.index.get("pixel_shape") is None:
+            raise DialectError(
+                f"{self.folder} holds no pixel-VQ ids; pretokenize it again with --pixelvq {path}"
+            )
+        stored = self.index.get(f"{name}_fingerprint")
+        if stored == fingerprint:
+            return
+        made_from = self.index.get("source", {}).get(name) or "an unrecorded folder"
+        if stored is None:
+            raise DialectError(f"{self.folder} does not record which {what} made it; pretokenize it again")
+        raise DialectError(
+            f"{self.folder} was pretokenized with another {what} (from {made_from}, fingerprint {stored}) "
+            f"than this run's {name}={path} (fingerprint {fingerprint}); point {name}= at the {what} "
+            f"that made it, or run `dialect pretokenize --{name} {path}` into a new folder"
+        )
+
     def global_index(self, i: int) -> int:
         """Position in the whole folder of this rank's item i."""
         if not 0 <= i < len(self):
@@ -83,10 +123,14 @@ class PretokenizedDataset(Dataset):
         return self.rank + i * self.world_size
 
     def _shard(self, s: int) -> dict[str, np.ndarray]:
-        if self._cache is None or self._cache[0] != s:
+        if s in self._cache:
+            self._cache.move_to_end(s)
+        else:
             with np.load(self.folder / self.index["shards"][s]["file"], allow_pickle=False) as f:
-                self._cache = (s, {k: f[k] for k in f.files})
-        return self._cache[1]
+                self._cache[s] = {k: f[k] for k in f.files}
+            if len(self._cache) > WINDOW:
+                self._cache.popitem(last=False)
+        return self._cache[s]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         g = self.global_index(i)
@@ -96,8 +140,8 @@ class PretokenizedDataset(Dataset):
         item: dict[str, Any] = {
             k: torch.from_numpy(v[j].astype(np.int64)) for k, v in arrays.items() if k.startswith("tatok_s")
         }
-        if "pixel" in arrays:
-            item["pixel"] = torch.from_numpy(arrays["pixel"][j].astype(np.int64))
+        if PIXEL_KEY in arrays:
+            item[PIXEL_KEY] = torch.from_numpy(arrays[PIXEL_KEY][j].astype(np.int64))
         item["text"] = str(arrays["text"][j])
         item["meta"] = json.loads(str(arrays["meta"][j]))
         return item

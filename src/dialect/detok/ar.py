@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from dialect.core.pretrained import Pretrained
+from dialect.data.tokens import PIXEL_KEY, ids_key
 from dialect.detok.condition import TATokCondition, resolve_generator
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig
 from dialect.tokenizers.pixelvq import PixelVQ, PixelVQConfig
@@ -106,10 +107,16 @@ class ARDTok(nn.Module, Pretrained):
 
     # ------------------------------------------------------------------ training
     def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        images = batch["image"]
-        with torch.no_grad():
-            target = self.codec.encode_ids(images).flatten(1)  # (B, grid^2)
-        prefix, scale = self.condition.training_condition(images)
+        """Images are tokenized here; a pretokenized batch (its stored pixel-VQ and TA-Tok ids,
+        `dialect.data.tokens`) is read as it is, with the same result."""
+        if PIXEL_KEY in batch:
+            target = batch[PIXEL_KEY].flatten(1)  # (B, grid^2)
+            prefix, scale = self.condition.stored_condition(batch)
+        else:
+            images = batch["image"]
+            with torch.no_grad():
+                target = self.codec.encode_ids(images).flatten(1)  # (B, grid^2)
+            prefix, scale = self.condition.training_condition(images)
         # row t predicts target[:, t]; fed id t (target t) carries the cell of target t + 1
         logits = self.lm(target[:, :-1], prefix=prefix, token_bias=self._aligned(prefix)).float()
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
@@ -118,9 +125,15 @@ class ARDTok(nn.Module, Pretrained):
 
     @torch.no_grad()
     def training_samples(self, batch: dict) -> torch.Tensor:
-        """Inputs and finest-scale reconstructions, interleaved: (2N, 3, H, W) in [-1, 1]."""
-        x = batch["image"][:8]
-        return torch.stack([x, self.reconstruct(x, 0, seed=0).to(x.dtype)], dim=1).flatten(0, 1)
+        """Inputs and finest-scale reconstructions, interleaved: (2N, 3, H, W) in [-1, 1]. From a
+        pretokenized batch the inputs are the pixel VQ's decoding of the stored ids."""
+        if PIXEL_KEY in batch:
+            x = self.codec.decode_ids(batch[PIXEL_KEY][:8])
+            out = self.decode_ids(batch[ids_key(0)][:8], 0, seed=0)
+        else:
+            x = batch["image"][:8]
+            out = self.reconstruct(x, 0, seed=0)
+        return torch.stack([x, out.to(x.dtype)], dim=1).flatten(0, 1)
 
     # ------------------------------------------------------------------ inference
     def sampling(self, **overrides) -> SamplingConfig:

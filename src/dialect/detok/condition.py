@@ -6,6 +6,7 @@ frozen TA-Tok (always in eval mode, no gradients; its weights are saved inside t
 checkpoint, so that checkpoint is self-contained) and turns
 
     images (B, 3, H, W) in [-1, 1]  -- training: draw a scale, tokenize, decode (no grad)
+    stored ids of every scale       -- training on a pretokenized folder: draw a scale, decode
     ids (B, n_scale) at scale k     -- inference
         -> TA-Tok features on the FULL teacher grid (B, h * w, C), whatever the scale
         -> LayerNorm + trainable Linear to the de-tokenizer width, + a learned embedding of the
@@ -24,12 +25,13 @@ The training scale is drawn per batch from `scale_weights` (empty: the TA-Tok's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from dialect.core.errors import DialectError
+from dialect.data.tokens import ids_key
 from dialect.tokenizers.tatok import TATok, TATokConfig
 
 
@@ -149,3 +151,11 @@ class TATokCondition(nn.Module):
         -> (condition tokens (B, h * w, dim), the scale drawn)."""
         scale = self.draw_scale()
         return self.dropout(self(images, scale), generator), scale
+
+    def stored_condition(
+        self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, int]:
+        """`training_condition` for a pretokenized batch: the ids of the drawn scale are read from
+        `batch[ids_key(scale)]` (`dialect.data.tokens`) instead of tokenizing images."""
+        scale = self.draw_scale()
+        return self.dropout(self.from_ids(batch[ids_key(scale)], scale), generator), scale

@@ -54,6 +54,7 @@ from torch import nn
 
 from dialect.core.errors import DialectError
 from dialect.core.pretrained import Pretrained
+from dialect.data.tokens import PIXEL_KEY, ids_key
 from dialect.detok.condition import TATokCondition, resolve_generator
 from dialect.nn.blocks import Block, RMSNorm, init_transformer_weights
 from dialect.nn.rope import rope_2d
@@ -281,6 +282,14 @@ class DifDTok(nn.Module, Pretrained):
         return self.codec.encode(images)[0].float() * self.latent_scale
 
     @torch.no_grad()
+    def target_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Stored pixel-VQ ids (B, h, w) -> x0 (B, D, h, w), fp32: `encode_target` of the image they
+        came from (space=latent; space=pixel diffuses pixels, which ids do not hold)."""
+        if self.codec is None:
+            raise DialectError("difdtok: space=pixel diffuses pixels; train it on images, not stored ids")
+        return self.codec.quantizer.lookup(ids).permute(0, 3, 1, 2).float() * self.latent_scale
+
+    @torch.no_grad()
     def decode_target(self, x0: torch.Tensor, snap: bool | None = None) -> torch.Tensor:
         """x0 (B, C, S, S) in the diffusion space -> images (B, 3, H, W) in [-1, 1]."""
         if self.codec is None:
@@ -299,9 +308,15 @@ class DifDTok(nn.Module, Pretrained):
 
     # ------------------------------------------------------------------ training
     def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        images = batch["image"]
-        x0 = self.encode_target(images)
-        cond, scale = self.condition.training_condition(images)
+        """Images are encoded here; a pretokenized batch (its stored pixel-VQ and TA-Tok ids,
+        `dialect.data.tokens`; space=latent only) is read as it is."""
+        if PIXEL_KEY in batch:
+            x0 = self.target_from_ids(batch[PIXEL_KEY])
+            cond, scale = self.condition.stored_condition(batch)
+        else:
+            images = batch["image"]
+            x0 = self.encode_target(images)
+            cond, scale = self.condition.training_condition(images)
         t = self.sample_t(x0.shape[0], x0.device)
         noise = torch.randn_like(x0)
         tt = t[:, None, None, None]
@@ -384,6 +399,11 @@ class DifDTok(nn.Module, Pretrained):
         """One row per image: the input, then its reconstruction from the ids of every scale
         (fixed seed 0): ((1 + S) * (1 + S), 3, H, W) in [-1, 1], a square grid."""
         n = self.condition.num_scales + 1
-        x = batch["image"][:n]
-        rows = [x] + [self.reconstruct(x, s, seed=0).to(x.dtype) for s in range(n - 1)]
+        if PIXEL_KEY in batch:  # pretokenized: the input row is the pixel VQ's decoding of the ids
+            x = self.codec.decode_ids(batch[PIXEL_KEY][:n])
+            recon = [self.decode_ids(batch[ids_key(s)][:n], s, seed=0) for s in range(n - 1)]
+        else:
+            x = batch["image"][:n]
+            recon = [self.reconstruct(x, s, seed=0) for s in range(n - 1)]
+        rows = [x] + [r.to(x.dtype) for r in recon]
         return torch.stack(rows, dim=1).flatten(0, 1)

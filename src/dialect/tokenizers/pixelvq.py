@@ -48,7 +48,7 @@ from torch import nn
 from torch.func import functional_call
 
 from dialect.core.errors import DialectError
-from dialect.core.pretrained import Pretrained
+from dialect.core.pretrained import Pretrained, fingerprint
 from dialect.encoders.conv import ConvDecoder, ConvEncoder
 from dialect.encoders.vit import ViT
 from dialect.quant.vq import VectorQuantizer, VQConfig
@@ -170,6 +170,11 @@ class PixelVQ(nn.Module, Pretrained):
     def inference_config(self) -> PixelVQConfig:
         """This config without the training-only terms (discriminator, perceptual net)."""
         return replace(self.config, disc_weight=0.0, perceptual_weight=0.0, perceptual_net="")
+
+    def fingerprint(self) -> str:
+        """Of the inference part only (`inference_config`, `inference_state_dict`), so a trained
+        folder and the frozen copy a de-tokenizer carries agree."""
+        return fingerprint(self.inference_config(), self.inference_state_dict())
 
     @property
     def grid_size(self) -> int:

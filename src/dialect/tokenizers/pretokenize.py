@@ -5,7 +5,9 @@ Layout of the output folder: see :mod:`dialect.data.tokens` (which also reads it
 Shard i covers source positions [i S, (i + 1) S) in source order (S = `shard_size`); each shard is
 written to a temporary file and renamed, then recorded in `index.json`, so an interrupted run
 resumes by skipping the shards the index lists. Resuming into a folder made with other settings
-(source, sample count, shard size, scales, tokenizers) is refused rather than mixed.
+(source, sample count, shard size, scales, tokenizers) is refused rather than mixed. The index
+records each tokenizer's `fingerprint()`, so a trainer reading the folder can refuse ids made by
+another TA-Tok or pixel VQ than its own.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from dialect.data.tokens import FORMAT, INDEX
 from dialect.tokenizers.pixelvq import PixelVQ
 from dialect.tokenizers.tatok import TATok
 
-SETTINGS = ("num_samples", "shard_size", "scales", "tokens", "pixel_shape", "source")
+SETTINGS = (
+    "num_samples", "shard_size", "scales", "tokens", "pixel_shape", "source",
+    "tatok_fingerprint", "pixelvq_fingerprint",
+)  # fmt: skip
 
 
 def source_length(dataset: Dataset) -> int:
@@ -118,6 +123,8 @@ def pretokenize(
         "tokens": [tatok.num_tokens(k) for k in scales],
         "pixel_shape": list(pixel_shape(pixelvq)) if pixelvq is not None else None,
         "source": source or {},
+        "tatok_fingerprint": tatok.fingerprint(),
+        "pixelvq_fingerprint": pixelvq.fingerprint() if pixelvq is not None else None,
     }  # fmt: skip
     index = _start_index(out, settings)
     done = {s["file"] for s in index["shards"]}

@@ -133,6 +133,16 @@ class TATok(nn.Module, Pretrained):
         """(B, 3, H, W) in [-1, 1] -> LongTensor (B, n_scale) of code ids in [0, K)."""
         return self.encode(images, scale)[1]
 
+    def stored_ids(self, ids: torch.Tensor, scale: int) -> torch.Tensor:
+        """Ids stored by `dialect pretokenize`, every scale concatenated in scale order
+        (B, sum_k n_k) -> the ids of `scale` (B, n_scale), a view; no encoding."""
+        self._check_scale(scale)
+        start = sum(self.num_tokens(k) for k in range(scale))
+        total = sum(self.num_tokens(k) for k in range(self.config.num_scales))
+        if ids.dim() != 2 or ids.shape[1] != total:
+            raise DialectError(f"stored ids must be (batch, {total}), got {tuple(ids.shape)}")
+        return ids[:, start : start + self.num_tokens(scale)]
+
     # ------------------------------------------------------------------ decode
     def decode(self, z_q: torch.Tensor, scale: int) -> torch.Tensor:
         """(B, n_scale, D) quantized vectors -> (B, h, w, C) reconstructed teacher features."""

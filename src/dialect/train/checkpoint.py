@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from dialect.core.errors import DialectError
 from dialect.core.pretrained import WEIGHTS_NAME, atomic_dir, load_weights
@@ -54,8 +55,11 @@ def save_checkpoint(path: Path, model, ema_model, state: dict[str, Any]) -> Path
     return atomic_dir(path, write)
 
 
-def load_checkpoint(path: Path, model, ema_model) -> dict[str, Any]:
-    """Load weights into `model` (and `ema_model`) in place; return the trainer state dict."""
+def load_checkpoint(path: Path, model, ema_model, load=None) -> dict[str, Any]:
+    """Load weights into `model` (and `ema_model`) in place; return the trainer state dict.
+
+    `load(model, state_dict)` puts the file's full tensors into the model (default: a strict
+    `load_state_dict`; the FSDP trainer passes one that scatters them into the shards)."""
     state_file = path / STATE_NAME
     if not state_file.is_file():
         raise DialectError(f"checkpoint {path} is incomplete: {STATE_NAME} is missing")
@@ -65,7 +69,10 @@ def load_checkpoint(path: Path, model, ema_model) -> dict[str, Any]:
             f"{path} was trained with a different model config; use another train.out_dir "
             "or train.resume=false to start over"
         )
-    load_weights(model, path / "model" / WEIGHTS_NAME)
+    if load is None:
+        load_weights(model, path / "model" / WEIGHTS_NAME)
+    else:
+        load(model, load_file(str(path / "model" / WEIGHTS_NAME)))
     if ema_model is not None:
         ema_file = path / "ema" / WEIGHTS_NAME
         if not ema_file.is_file():

@@ -5,17 +5,19 @@ The stream is a sequence of global batches. Global batch g covers positions
 r-th contiguous slice of B / W of them. With shuffling, the stream is one seeded permutation per
 epoch, so the position alone (global batches consumed) resumes the exact same order. Very large
 datasets (procedural streams such as ShapeWorld, where every index is already an independent draw)
-are read in order instead of permuted.
+are read in order instead of permuted. A dataset stored in shards passes `blocks` (samples per
+shard): each epoch then permutes the shards and the samples within windows of a few shards
+(`dialect.data.order.shuffled_order`), so a reader keeping those shards loads each once per epoch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
 
-MAX_SHUFFLE = 1 << 24  # above this length a permutation would cost too much memory: read in order
+from dialect.data.order import MAX_SHUFFLE, shuffled_order
 
 
 class ResumableSampler(Sampler[int]):
@@ -28,6 +30,7 @@ class ResumableSampler(Sampler[int]):
         seed: int = 0,
         start_batch: int = 0,
         shuffle: bool | None = None,
+        blocks: Sequence[int] | None = None,
     ) -> None:
         if length <= 0:
             raise ValueError("the dataset is empty")
@@ -38,12 +41,12 @@ class ResumableSampler(Sampler[int]):
         self.start_batch = start_batch
         self.shuffle = length <= MAX_SHUFFLE if shuffle is None else shuffle
         self.local_batch = global_batch // world_size
+        self.blocks = list(blocks) if blocks else None  # samples per shard, in index order
 
     def _epoch_order(self, epoch: int) -> torch.Tensor | None:
         if not self.shuffle:
             return None
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.length, generator=g)
+        return shuffled_order(self.length, self.seed, epoch, self.blocks)
 
     def __iter__(self) -> Iterator[int]:
         g = self.start_batch

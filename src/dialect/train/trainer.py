@@ -10,6 +10,11 @@ and `param_groups(weight_decay)` (custom optimizer groups). The loop supplies Ad
 cosine, gradient clipping and accumulation, EMA, autocast, a progress bar, a JSONL metrics log,
 sample grids, atomic checkpoints and exact resume, and runs unchanged under
 `torchrun --nproc_per_node N` (DDP over the ranks' slices of each global batch).
+
+Data: a map-style dataset is read through a `ResumableSampler` (a dataset stored in shards may
+expose `blocks`, its samples per shard, to be shuffled shard-aware); an iterable one with
+`load_state_dict({"consumed": n})` (a `WebDatasetStream`) is told its position. Either way the
+position saved in a checkpoint (`batches_seen`) resumes the exact stream.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from dialect.core.images import save_grid
 from dialect.data.build import build_loader
 from dialect.data.sample import SkipCounter, collate
 from dialect.train import distributed as D
+from dialect.train import fsdp as F
 from dialect.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dialect.train.config import TrainConfig
 from dialect.train.ema import EMA
@@ -85,9 +91,18 @@ class Trainer:
         self.precision = resolve_precision(cfg.precision, self.device)
         self.out = Path(cfg.out_dir)
         self.model = model.to(self.device)
+        if cfg.parallel not in ("ddp", "fsdp"):
+            raise DialectError(f"train.parallel must be ddp or fsdp, got {cfg.parallel!r}")
+        self.fsdp = self.dist.enabled and cfg.parallel == "fsdp"
+        if self.fsdp and cfg.ema_decay > 0:
+            raise DialectError("train.parallel=fsdp does not support EMA; set train.ema_decay=0")
         self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         wrapped = _Losses(self.model)
-        self.step_module = DDP(wrapped) if self.dist.enabled else wrapped
+        if self.fsdp:
+            F.shard(wrapped)  # in place: parameters become shards, before the optimizer sees them
+            self.step_module = wrapped
+        else:
+            self.step_module = DDP(wrapped) if self.dist.enabled else wrapped
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.step = 0  # optimizer steps done
@@ -105,17 +120,25 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.out / "checkpoint"
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self, optimizer_state: dict | None = None) -> dict[str, Any]:
         return {
             "step": self.step,
             "batches_seen": self.batches_seen,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if optimizer_state is None else optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "rng": D.all_gather_object(rng_state()),
             "skipped": self.skips.state_dict(),
         }
 
     def save(self) -> None:
+        if self.fsdp:  # collective: the shards gathered into full tensors on rank 0
+            weights, optimizer_state = F.full_state(self.model, self.optimizer)
+            state = self._state(optimizer_state)
+            if self.dist.is_main:
+                with F.full_weights(self.model, weights):
+                    save_checkpoint(self.checkpoint_dir, self.model, None, state)
+            D.barrier()
+            return
         state = self._state()  # collective: every rank takes part
         if self.dist.is_main:
             ema_model = self.ema.model if self.ema else None
@@ -125,8 +148,12 @@ class Trainer:
     def _maybe_resume(self) -> None:
         if not (self.cfg.resume and self.checkpoint_dir.is_dir()):
             return
-        state = load_checkpoint(self.checkpoint_dir, self.model, self.ema.model if self.ema else None)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.fsdp:
+            state = load_checkpoint(self.checkpoint_dir, self.model, None, load=F.load_full_state)
+            F.load_full_state(self.model, {}, self.optimizer, state["optimizer"])
+        else:
+            state = load_checkpoint(self.checkpoint_dir, self.model, self.ema.model if self.ema else None)
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.batches_seen = state["step"], state["batches_seen"]
         self.skips.load_state_dict(state["skipped"])
@@ -160,6 +187,7 @@ class Trainer:
             self.dist.world_size,
             seed=self.cfg.seed,
             start_batch=self.batches_seen,
+            blocks=getattr(self.dataset, "blocks", None),  # shards of a stored dataset: read shard-aware
         )
         return build_loader(self.dataset, self.local_batch, self.cfg.num_workers, sampler=sampler)
 
@@ -207,7 +235,7 @@ class Trainer:
                 batch = self._next_batch(it)
                 samples_since += _batch_len(batch)
                 sync = micro == cfg.grad_accum - 1 or not self.dist.enabled
-                ctx = self.step_module.no_sync() if not sync else contextlib.nullcontext()
+                ctx = contextlib.nullcontext() if sync else self._no_sync()
                 with ctx:
                     with autocast(self.precision, self.device):
                         losses = self.step_module(batch)
@@ -217,9 +245,8 @@ class Trainer:
                 for k, v in losses.items():
                     sums[k] += float(v.detach()) / cfg.grad_accum
             if cfg.grad_clip > 0:
-                sums["grad_norm"] += float(
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                )
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                sums["grad_norm"] += float(F.full_norm(norm))
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -253,6 +280,9 @@ class Trainer:
             self._log_line(f"in all, {self.skips.summary()}")
         return last
 
+    def _no_sync(self):
+        return F.no_sync(self.step_module) if self.fsdp else self.step_module.no_sync()
+
     # ---------------------------------------------------------------- outputs
     def _write_metrics(self, row: dict[str, Any]) -> None:
         if not self.dist.is_main:
@@ -269,7 +299,9 @@ class Trainer:
 
     @torch.no_grad()
     def _write_samples(self, batch: dict | None) -> None:
-        if batch is None or not self.dist.is_main:
+        # under FSDP every rank runs the forwards (each one gathers shards from all ranks), so
+        # `training_samples` must make the same number of forward calls on every rank
+        if batch is None or not (self.dist.is_main or self.fsdp):
             return
         model = self.ema.model if self.ema else self.model
         was_training = model.training
@@ -277,12 +309,18 @@ class Trainer:
         with autocast(self.precision, self.device):
             images = model.training_samples(batch)
         model.train(was_training)
-        save_grid(images.float(), self.out / "samples" / f"step_{self.step:06d}.png")
+        if self.dist.is_main:
+            save_grid(images.float(), self.out / "samples" / f"step_{self.step:06d}.png")
 
     def _export(self) -> None:
         """The run's product: `out_dir/model` (EMA weights when EMA is on) and a loss plot."""
+        weights = F.full_model_state(self.model) if self.fsdp else None  # collective
         if self.dist.is_main:
-            (self.ema.model if self.ema else self.model).save_pretrained(self.out / "model")
+            if weights is not None:
+                with F.full_weights(self.model, weights):
+                    self.model.save_pretrained(self.out / "model")
+            else:
+                (self.ema.model if self.ema else self.model).save_pretrained(self.out / "model")
             if (self.out / "metrics.jsonl").is_file():
                 plot_metrics(self.out / "metrics.jsonl", self.out / "loss.png")
         D.barrier()

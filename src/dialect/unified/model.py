@@ -21,6 +21,15 @@ d differs, the text and codebook rows go through one shared map: the top-d princ
 the text and codebook rows (d < 384) or zero-padding (d > 384), so that image codes keep their place among the
 words. The mapped rows are then rescaled to the row norm of an N(0, 0.02) init, so every mode
 starts the LM at the same scale.
+
+Backbone: by default the LM is the project's `DecoderLM` (`config.lm`). With `hf_lm` naming a local
+Hugging Face causal-LM folder (Qwen2, Llama, ...), the LM is that pretrained model behind the same
+interface (`lm.hf.HFCausalLM`: forward with a KV cache, embedding table, head, shared `generate`),
+so everything below -- losses, constrained decoding, checkpoints -- is one code path. Its own
+tokenizer then supplies the text ids (`vocab.text` becomes "lm"), its text rows stay pretrained,
+only the new rows are initialised (`init` as above, on the LM's own scale; see `unified.backbone`),
+`config.lm` records the backbone's shape and only `lm.max_len` is read from it, and
+`save_backbone(dir)` exports a plain `transformers` folder with the grown vocabulary.
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ import torch
 from torch import nn
 
 from dialect.core.errors import DialectError
-from dialect.core.pretrained import Pretrained
-from dialect.lm import DecoderLM, LMConfig, SamplingConfig
+from dialect.core.pretrained import Pretrained, atomic_dir
+from dialect.lm import DecoderLM, HFCausalLM, LMConfig, SamplingConfig, load_causal_lm
 from dialect.quant.embeddings import load_token_embeddings
 from dialect.quant.usage import all_reduce_sum, world_size
 from dialect.tokenizers.tatok import TATok, TATokConfig
+from dialect.unified import backbone as B
 from dialect.unified.tasks import TaskConfig, conversation
 from dialect.unified.template import ImageSpan, encode_conversation, pad_batch
 from dialect.unified.vocab import END, IM_START, TarVocab, VocabConfig
@@ -52,15 +62,22 @@ class TarConfig:
     tasks: TaskConfig = field(default_factory=TaskConfig)  # training mix (used by the recipe)
     init: str = "text-aligned"  # text-aligned | random | mean (see the module docstring)
     understand_scale: int = 0  # TA-Tok scale of input images (the paper: finest)
+    hf_lm: str = ""  # local Hugging Face causal-LM folder as the backbone; "" = our DecoderLM (`lm`)
 
 
 class Tar(nn.Module, Pretrained):
     """The unified LM + its vocabulary + its frozen TA-Tok. `training_losses(batch)` trains all
-    four tasks from a batch of `unified.tasks` samples."""
+    four tasks from a batch of `unified.tasks` samples.
+
+    `vocab`: a prebuilt vocabulary (default: built from the config). `lm_folder`: a saved Tar's
+    `lm/` (backbone architecture and grown tokenizer, weights to be loaded after); by default
+    the backbone and its weights come from `config.hf_lm`."""
 
     config_class = TarConfig
 
-    def __init__(self, config: TarConfig, vocab: TarVocab | None = None) -> None:
+    def __init__(
+        self, config: TarConfig, vocab: TarVocab | None = None, lm_folder: Path | None = None
+    ) -> None:
         super().__init__()
         if config.init not in INIT_MODES:
             raise DialectError(f"init must be one of {', '.join(INIT_MODES)}, got {config.init!r}")
@@ -69,19 +86,60 @@ class Tar(nn.Module, Pretrained):
         config.vocab.num_scales = config.tatok.num_scales
         if not 0 <= config.understand_scale < config.tatok.num_scales:
             raise DialectError(f"understand_scale must be in [0, {config.tatok.num_scales})")
-        self.vocab = vocab if vocab is not None else TarVocab.build(config.vocab)
         self.tatok = TATok(config.tatok).eval().requires_grad_(False)
+        self.lm_tokenizer = None  # the backbone's grown tokenizer (hf_lm only)
+        if config.hf_lm:
+            self.vocab, self.lm = self._backbone(config, vocab, lm_folder)
+            return
+        if config.vocab.text == "lm":
+            raise DialectError("vocab.text=lm is the tokenizer of a Hugging Face backbone: set hf_lm too")
+        self.vocab = vocab if vocab is not None else TarVocab.build(config.vocab)
         config.lm.vocab_size = len(self.vocab)
         config.lm.prefix_dim = 0
         self.lm = DecoderLM(config.lm)
 
+    def _backbone(
+        self, config: TarConfig, vocab: TarVocab | None, lm_folder: Path | None
+    ) -> tuple[TarVocab, HFCausalLM]:
+        """The vocabulary and LM of `hf_lm` (or of a saved `lm_folder`): tokenizer grown by Tar's
+        tokens, table resized to len(vocab), `config.lm` set to the backbone's shape."""
+        folder = lm_folder or config.hf_lm
+        tokenizer = B.load_tokenizer(folder)
+        config.vocab.text, config.vocab.pad_token = "lm", B.pad_token(tokenizer)
+        vocab = vocab if vocab is not None else TarVocab.from_tokenizer(config.vocab, tokenizer)
+        self.lm_tokenizer = B.extend_tokenizer(tokenizer, vocab)
+        lm = HFCausalLM(load_causal_lm(folder, weights=lm_folder is None), config.lm.max_len)
+        lm.resize(len(vocab))
+        config.lm = lm.config  # the backbone's shape, with the caller's max_len (as DecoderLM shares it)
+        return vocab, lm
+
     # ------------------------------------------------------------------ checkpoints
     @classmethod
     def _from_config(cls, config: TarConfig, path: Path) -> Tar:
-        return cls(config, TarVocab.load(path, config.vocab))
+        lm_folder = None
+        if config.hf_lm:  # the backbone is rebuilt from the folder's own copy, not from hf_lm
+            lm_folder = path / B.LM_DIR
+            if not (lm_folder / "config.json").is_file():
+                raise DialectError(f"{path} lacks {B.LM_DIR}/config.json: not a saved Tar on a HF backbone")
+        return cls(config, TarVocab.load(path, config.vocab), lm_folder)
 
     def save_pretrained(self, path, extra_files: dict[str, str] | None = None) -> Path:
-        return super().save_pretrained(path, {**self.vocab.files(), **(extra_files or {})})
+        files = self.vocab.files()
+        if self.lm_tokenizer is not None:
+            files |= B.backbone_files(self.lm.model, self.lm_tokenizer)
+        return super().save_pretrained(path, {**files, **(extra_files or {})})
+
+    def save_backbone(self, path: str | Path) -> Path:
+        """Write the trained backbone with the grown vocabulary and tokenizer as a folder that
+        plain `transformers.AutoModelForCausalLM` / `AutoTokenizer.from_pretrained` load."""
+        if self.lm_tokenizer is None:
+            raise DialectError("save_backbone needs a Tar on a Hugging Face backbone (hf_lm)")
+
+        def write(tmp: Path) -> None:
+            self.lm.model.save_pretrained(tmp)
+            self.lm_tokenizer.save_pretrained(tmp)
+
+        return atomic_dir(path, write)
 
     def train(self, mode: bool = True) -> Tar:
         super().train(mode)
@@ -100,6 +158,11 @@ class Tar(nn.Module, Pretrained):
         mode = mode or self.config.init
         if mode not in INIT_MODES:
             raise DialectError(f"init must be one of {', '.join(INIT_MODES)}, got {mode!r}")
+        if self.config.hf_lm:
+            if text_model:
+                raise DialectError("text_model is for the built-in LM: a HF backbone keeps its own text rows")
+            B.init_new_rows(self.lm, self.vocab, mode, self.tatok.quantizer.codebook)
+            return
         emb = self.lm.tok_emb.weight
         table = load_token_embeddings(text_model).weight[self.vocab.source_rows]  # (n_text, 384)
         codes = self.tatok.quantizer.codebook.codes().float()  # (K, D)
@@ -123,7 +186,11 @@ class Tar(nn.Module, Pretrained):
     # ------------------------------------------------------------------ sequences
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor, scale: int) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1] -> TA-Tok codes (B, n_scale)."""
+        """(B, 3, H, W) in [-1, 1] -> TA-Tok codes (B, n_scale). Batches read from a pretokenized
+        folder (`train.pretokenized.PretokenizedTasks`) carry integer ids instead, every scale
+        concatenated (B, sum_k n_k): their slice of `scale` is returned, nothing is encoded."""
+        if not images.is_floating_point():
+            return self.tatok.stored_ids(images, scale)
         return self.tatok.encode_ids(images, scale)
 
     def batch_sequences(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,7 +287,7 @@ class Tar(nn.Module, Pretrained):
         sampling = sampling or SamplingConfig(temperature=0.0)
         v = self.vocab
         end = v.special(END)
-        allowed = torch.tensor([i for i in range(v.n_text) if i != v.pad_id] + [end])
+        allowed = torch.cat([v.reply_ids, torch.tensor([end])])
         prompts = [encode_conversation(v, turns, add_generation_prompt=True)[0] for turns in conversations]
         room = self.config.lm.max_len - max(len(p) for p in prompts) + 1
         if room < 1:

@@ -2,7 +2,8 @@
 
 Layout of the id space (V = n_text + n_special + K):
 
-    [0, n_text)                   text: the MiniLM WordPiece tokenizer's pieces (all, or a subset)
+    [0, n_text)                   text: the MiniLM WordPiece tokenizer's pieces (all, or a subset),
+                                  or with a Hugging Face backbone (`text="lm"`) its own tokenizer
     [n_text, n_text + n_special)  <|system|> <|user|> <|assistant|> <|end|> <im_start> <im_end> <S0>..
     [image_offset, V)             <I0> ... <I{K-1}>: image token i is TA-Tok code i
 
@@ -14,6 +15,15 @@ GenEval-mini prompts use, plus every single printable-ASCII character as a word 
 tokenizes (WordPiece falls back to characters; a word with a non-ASCII character becomes [UNK]).
 Each kept piece remembers its row in the MiniLM table (`source_rows`) for text-aligned
 initialisation. The subset tokenizer is saved as `tokenizer.json` beside the model.
+
+`text="lm"` (:meth:`TarVocab.from_tokenizer`, chosen by Tar when `hf_lm` names a backbone): the
+backbone's own tokenizer supplies the text ids, all of them, in its order: text id i is row i of the
+backbone's embedding table, including its own added tokens (e.g. Qwen's `<|endoftext|>`). Tar's
+markers and image tokens follow at `len(tokenizer)`, so the backbone's table is resized to
+`len(vocab)`. The text tokenizer (`tokenizer.json`, without Tar's tokens) is saved beside the model.
+
+Text a reply may contain (`reply_ids`, also what `decode_text` keeps): every text id except the pad
+token and the tokenizer's declared special tokens (for MiniLM subsets: all but [PAD]).
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from dialect.quant.embeddings import tokens_by_id
 ROLES = ("system", "user", "assistant")
 END = "<|end|>"
 IM_START, IM_END = "<im_start>", "<im_end>"
-TEXT_MODES = ("shapeworld", "full")
+TEXT_MODES = ("shapeworld", "full", "lm")
 KEEP_SPECIAL = ("[PAD]", "[UNK]")  # MiniLM specials kept as text rows: padding and unknown words
 
 
@@ -47,7 +57,9 @@ def scale_token(scale: int) -> str:
 
 @dataclass
 class VocabConfig:
-    text: str = "shapeworld"  # "shapeworld": compact MiniLM subset (+ ASCII characters); "full": all 30,522
+    text: str = "shapeworld"  # "shapeworld": compact MiniLM subset (+ ASCII characters); "full": all 30,522;
+    # "lm": the Hugging Face backbone's own tokenizer (set by Tar when hf_lm is given)
+    pad_token: str = "[PAD]"  # text token that pads batches, never generated (lm: set from the tokenizer)
     num_image_codes: int = 4096  # K, the TA-Tok codebook size
     num_scales: int = 3  # TA-Tok scales, one marker token each
 
@@ -90,7 +102,11 @@ class TarVocab:
     `encode_text(str) -> list[int]`, `decode_text(ids) -> str` (non-text ids dropped),
     `image_ids(codes)` / `codes(ids)` map between TA-Tok codes and vocabulary ids."""
 
-    def __init__(self, config: VocabConfig, tokenizer_json: dict, source_rows: Sequence[int]) -> None:
+    def __init__(
+        self, config: VocabConfig, tokenizer_json: dict, source_rows: Sequence[int] | None = None
+    ) -> None:
+        """`tokenizer_json`: a `tokenizers` JSON whose ids (model vocabulary and added tokens) are
+        the text ids; `source_rows`: the MiniLM row of each text id (None: row i = id i)."""
         from tokenizers import Tokenizer
 
         if config.num_scales < 1 or config.num_image_codes < 1:
@@ -98,17 +114,27 @@ class TarVocab:
         self.config = config
         self._json = tokenizer_json
         self.tokenizer = Tokenizer.from_str(json.dumps(tokenizer_json))
-        self.text_tokens = tokens_by_id(tokenizer_json["model"]["vocab"])
-        self.source_rows = torch.tensor(list(source_rows), dtype=torch.long)
-        if len(self.source_rows) != len(self.text_tokens):
-            raise DialectError(f"{len(self.source_rows)} source rows for {len(self.text_tokens)} text tokens")
+        self.text_tokens = tokens_by_id(self.tokenizer.get_vocab(with_added_tokens=True))
         self.n_text = len(self.text_tokens)
+        rows = range(self.n_text) if source_rows is None else source_rows
+        self.source_rows = torch.tensor(list(rows), dtype=torch.long)
+        if len(self.source_rows) != self.n_text:
+            raise DialectError(f"{len(self.source_rows)} source rows for {self.n_text} text tokens")
         self.specials = [role_token(r) for r in ROLES] + [END, IM_START, IM_END]
         self.specials += [scale_token(k) for k in range(config.num_scales)]
         self._special_id = {t: self.n_text + i for i, t in enumerate(self.specials)}
         self.image_offset = self.n_text + len(self.specials)
-        self.pad_id = self.text_tokens.index("[PAD]")
-        self.unk_id = self.text_tokens.index("[UNK]")
+        pad_id = self.tokenizer.token_to_id(config.pad_token)
+        if pad_id is None:
+            raise DialectError(f"the pad token {config.pad_token!r} is not in the text vocabulary")
+        self.pad_id = pad_id
+        unk = tokenizer_json["model"].get("unk_token")
+        self.unk_id = self.tokenizer.token_to_id(unk) if unk else None  # None: byte-level BPE has no unknown
+        never = {self.pad_id} | {t["id"] for t in tokenizer_json.get("added_tokens", []) if t.get("special")}
+        never |= {i for i, t in enumerate(self.text_tokens) if not t}  # ids no token uses
+        self.reply_ids = torch.tensor([i for i in range(self.n_text) if i not in never], dtype=torch.long)
+        self._reply = torch.zeros(self.n_text, dtype=torch.bool)
+        self._reply[self.reply_ids] = True
 
     # construction ---------------------------------------------------------------------------
     @classmethod
@@ -117,6 +143,8 @@ class TarVocab:
         :func:`shapeworld_corpus`) chooses the subset when `config.text == "shapeworld"`."""
         if config.text not in TEXT_MODES:
             raise DialectError(f"vocab.text must be one of {', '.join(TEXT_MODES)}, got {config.text!r}")
+        if config.text == "lm":
+            raise DialectError("vocab.text=lm comes from a backbone's tokenizer: TarVocab.from_tokenizer")
         full = json.loads((minilm_path() / "tokenizer.json").read_text(encoding="utf-8"))
         full_vocab = full["model"]["vocab"]
         if config.text == "full":
@@ -130,12 +158,27 @@ class TarVocab:
         sub["padding"] = sub["truncation"] = None
         return cls(config, sub, [full_vocab[t] for t in tokens])
 
+    @classmethod
+    def from_tokenizer(cls, config: VocabConfig, tokenizer) -> TarVocab:
+        """The text ids of a Hugging Face backbone: `tokenizer` (its `AutoTokenizer`, a fast one)
+        is read through its `tokenizers` backend, so text encodes exactly as the backbone's own
+        tokenizer with `add_special_tokens=False`. `config.text` must be "lm"."""
+        if config.text != "lm":
+            raise DialectError(f"a backbone tokenizer gives vocab.text='lm', got {config.text!r}")
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise DialectError(f"{type(tokenizer).__name__} has no tokenizers backend (tokenizer.json)")
+        data = json.loads(backend.to_str())
+        data["padding"] = data["truncation"] = None  # one text at a time, never cut
+        return cls(config, data)
+
     def files(self) -> dict[str, str]:
-        """What a saved vocabulary consists of: file name -> text (read back by `load`)."""
-        return {
-            "tokenizer.json": json.dumps(self._json, ensure_ascii=False),
-            "text_rows.json": json.dumps(self.source_rows.tolist()),
-        }
+        """What a saved vocabulary consists of: file name -> text (read back by `load`); the
+        identity rows of `text="lm"` are not written."""
+        out = {"tokenizer.json": json.dumps(self._json, ensure_ascii=False)}
+        if self.config.text != "lm":
+            out["text_rows.json"] = json.dumps(self.source_rows.tolist())
+        return out
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -146,11 +189,13 @@ class TarVocab:
     @classmethod
     def load(cls, folder: str | Path, config: VocabConfig) -> TarVocab:
         folder = Path(folder)
-        files = [folder / "tokenizer.json", folder / "text_rows.json"]
+        files = [folder / "tokenizer.json"] + ([folder / "text_rows.json"] if config.text != "lm" else [])
         if not all(f.is_file() for f in files):
-            raise DialectError(f"{folder} lacks tokenizer.json / text_rows.json: not a saved Tar model")
+            names = " / ".join(f.name for f in files)
+            raise DialectError(f"{folder} lacks {names}: not a saved Tar model")
         tok = json.loads(files[0].read_text(encoding="utf-8"))
-        return cls(config, tok, json.loads(files[1].read_text(encoding="utf-8")))
+        rows = json.loads(files[1].read_text(encoding="utf-8")) if len(files) > 1 else None
+        return cls(config, tok, rows)
 
     # id layout ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -193,7 +238,7 @@ class TarVocab:
 
     def decode_text(self, ids: Sequence[int] | torch.Tensor) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        keep = [i for i in ids if 0 <= i < self.n_text and i != self.pad_id]
+        keep = [i for i in ids if 0 <= i < self.n_text and self._reply[i]]
         return self.tokenizer.decode(keep, skip_special_tokens=False)
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:

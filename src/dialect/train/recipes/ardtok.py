@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from dialect.data.build import DataConfig, build_dataset
 from dialect.detok.ar import ARDTok, ARDTokConfig
 from dialect.train.config import TrainConfig
+from dialect.train.pretokenized import check_tokenizers
 from dialect.train.recipes.common import load_detok_inputs, run_training
 from dialect.world import WorldConfig
 
@@ -37,4 +38,10 @@ def build_ardtok(cfg: ARDTokRun) -> ARDTok:
 
 
 def train(cfg: ARDTokRun) -> dict:
-    return run_training(cfg, lambda: (build_ardtok(cfg), build_dataset(cfg.data, cfg.world)))
+    def build():
+        model = build_ardtok(cfg)
+        data = build_dataset(cfg.data, cfg.world)
+        check_tokenizers(data, model.condition.tatok, cfg.tatok, model.codec, cfg.pixelvq)
+        return model, data
+
+    return run_training(cfg, build)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dialect.data.build import DataConfig, build_dataset
+from dialect.data.build import DataConfig
 from dialect.encoders.pixel import PixelAutoencoder, PixelAutoencoderConfig
 from dialect.train.config import TrainConfig
-from dialect.train.recipes.common import run_training
+from dialect.train.recipes.common import image_dataset, run_training
 from dialect.world import WorldConfig
 
 
@@ -20,4 +20,4 @@ class AutoencoderRun:
 
 
 def train(cfg: AutoencoderRun) -> dict:
-    return run_training(cfg, lambda: (PixelAutoencoder(cfg.model), build_dataset(cfg.data, cfg.world)))
+    return run_training(cfg, lambda: (PixelAutoencoder(cfg.model), image_dataset(cfg)))

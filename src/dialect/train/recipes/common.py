@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dialect.core.errors import DialectError
+from dialect.data.build import build_dataset, is_pretokenized
 from dialect.tokenizers.pixelvq import PixelVQ
 from dialect.tokenizers.tatok import TATok
 from dialect.train import distributed as D
@@ -28,6 +29,14 @@ def run_training(cfg: Any, build: Callable[[], tuple[nn.Module, Dataset]]) -> di
         return Trainer(model, dataset, cfg.train, run_config=cfg, dist=dist).fit()
     finally:
         D.cleanup()
+
+
+def image_dataset(cfg: Any) -> Dataset:
+    """`build_dataset(cfg.data, cfg.world)` for a recipe that trains on pixels: stored ids
+    (data.source=pretokenized) are refused with the recipes that read them."""
+    if is_pretokenized(cfg.data):
+        raise DialectError("pretokenized folders hold ids, not images: they train lm, ardtok and difdtok")
+    return build_dataset(cfg.data, cfg.world)
 
 
 def require_trained(path: str, what: str, command: str, key: str) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dialect.core.errors import DialectError
-from dialect.data.build import DataConfig, build_dataset
+from dialect.data.build import DataConfig, build_dataset, is_pretokenized
 from dialect.detok.diffusion import DifDTok, DifDTokConfig
 from dialect.train.config import TrainConfig
+from dialect.train.pretokenized import check_tokenizers
 from dialect.train.recipes.common import load_detok_inputs, run_training
 from dialect.world import WorldConfig
 
@@ -42,4 +43,12 @@ def build_difdtok(cfg: DifDTokRun) -> DifDTok:
 
 
 def train(cfg: DifDTokRun) -> dict:
-    return run_training(cfg, lambda: (build_difdtok(cfg), build_dataset(cfg.data, cfg.world)))
+    def build():
+        if cfg.model.space == "pixel" and is_pretokenized(cfg.data):
+            raise DialectError("difdtok: space=pixel diffuses pixels, which a pretokenized folder lacks")
+        model = build_difdtok(cfg)
+        data = build_dataset(cfg.data, cfg.world)
+        check_tokenizers(data, model.condition.tatok, cfg.tatok, model.codec, cfg.pixelvq)
+        return model, data
+
+    return run_training(cfg, build)

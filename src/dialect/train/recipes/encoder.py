@@ -8,11 +8,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialect.data.build import DataConfig, build_dataset
+from dialect.data.build import DataConfig
 from dialect.encoders.contrastive import ContrastiveConfig, ContrastiveEncoder
 from dialect.eval.retrieval import retrieval_r1
 from dialect.train.config import TrainConfig
-from dialect.train.recipes.common import run_training
+from dialect.train.recipes.common import image_dataset, run_training
 from dialect.world import WorldConfig
 
 
@@ -25,7 +25,7 @@ class EncoderRun:
 
 
 def train(cfg: EncoderRun) -> dict:
-    result = run_training(cfg, lambda: (ContrastiveEncoder(cfg.model), build_dataset(cfg.data, cfg.world)))
+    result = run_training(cfg, lambda: (ContrastiveEncoder(cfg.model), image_dataset(cfg)))
     if int(os.environ.get("RANK", "0")) == 0:
         out = Path(cfg.train.out_dir)
         model = ContrastiveEncoder.from_pretrained(out / "model")

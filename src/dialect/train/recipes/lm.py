@@ -3,21 +3,29 @@ images as tokens of one vocabulary.
 
 The frozen TA-Tok comes from a trained folder (`tatok=`, from `dialect train tatok`); its config
 and weights are copied into the model, so the saved folder reads images on its own. Training data
-is ShapeWorld (every task, mixed by `model.tasks.weights`) or a user JSONL file (`data.source=jsonl
+is ShapeWorld (every task, mixed by `model.tasks.weights`), a user JSONL file (`data.source=jsonl
 data.path=pairs.jsonl`: captions -> caption + t2i, question/answer -> vqa, instruction/target ->
-ti2i; see `unified.tasks.JsonlTasks`).
+ti2i; see `unified.tasks.JsonlTasks`), a pretokenized folder (`data.source=pretokenized
+data.path=DIR`, made by `dialect pretokenize` with this run's TA-Tok: images are never re-encoded;
+see `train.pretokenized`), or a mix of these (`data.mix`, see `DataConfig`).
+
+On a Hugging Face backbone (`model.hf_lm=DIR`) the run also writes `out_dir/hf`: the trained
+backbone with its grown vocabulary and tokenizer, a folder plain `transformers` loads.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from torch.utils.data import Dataset
 
 from dialect.core.errors import DialectError
-from dialect.data.build import DataConfig, transform_for
+from dialect.data.build import DataConfig, build_dataset, build_mixture, is_pretokenized, transform_for
 from dialect.tokenizers.tatok import TATok
 from dialect.train.config import TrainConfig
+from dialect.train.pretokenized import PretokenizedTasks, check_tokenizers
 from dialect.train.recipes.common import require_trained, run_training
 from dialect.unified import JsonlTasks, ShapeWorldTasks, Tar, TarConfig
 from dialect.world import WorldConfig
@@ -45,7 +53,17 @@ def build_tar(cfg: LMRun) -> Tar:
 
 
 def build_tasks(cfg: LMRun) -> Dataset:
-    d, scales = cfg.data, cfg.model.tatok.num_scales
+    """Tar's training samples from `cfg.data` (one source, or `data.mix` of several)."""
+    if cfg.data.mix:
+        return build_mixture(cfg.data, lambda d: _task_source(cfg, d))
+    return _task_source(cfg, cfg.data)
+
+
+def _task_source(cfg: LMRun, d: DataConfig) -> Dataset:
+    scales = cfg.model.tatok.num_scales
+    if d.source == "pretokenized":
+        tokens = build_dataset(d)
+        return PretokenizedTasks(tokens, cfg.model.tasks, scales, seed=d.seed, strict=d.strict)
     if d.source == "shapeworld":
         length = d.length or 2**31 - 1
         world = replace(cfg.world, size=d.size)
@@ -54,12 +72,19 @@ def build_tasks(cfg: LMRun) -> Dataset:
         if not d.path:
             raise DialectError("data.source=jsonl needs data.path=FILE.jsonl")
         return JsonlTasks(d.path, cfg.model.tasks, scales, transform_for(d), d.seed, d.strict, d.min_size)
-    raise DialectError(f"the LM trains on data.source shapeworld or jsonl, got {d.source!r}")
+    raise DialectError(f"the LM trains on data.source shapeworld, jsonl or pretokenized, got {d.source!r}")
 
 
 def train(cfg: LMRun) -> dict:
     def build():
         model = build_tar(cfg)
-        return model, build_tasks(cfg)
+        data = build_tasks(cfg)
+        if is_pretokenized(cfg.data):
+            check_tokenizers(data, model.tatok, cfg.tatok)
+        return model, data
 
-    return run_training(cfg, build)
+    result = run_training(cfg, build)
+    if cfg.model.hf_lm and int(os.environ.get("RANK", "0")) == 0:
+        out = Path(cfg.train.out_dir)
+        Tar.from_pretrained(out / "model").save_backbone(out / "hf")
+    return result

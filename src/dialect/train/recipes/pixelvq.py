@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dialect.data.build import DataConfig, build_dataset
+from dialect.data.build import DataConfig
 from dialect.tokenizers.pixelvq import PixelVQ, PixelVQConfig
 from dialect.train.config import TrainConfig
-from dialect.train.recipes.common import run_training
+from dialect.train.recipes.common import image_dataset, run_training
 from dialect.world import WorldConfig
 
 
@@ -30,4 +30,4 @@ def build_pixelvq(cfg: PixelVQRun) -> PixelVQ:
 
 
 def train(cfg: PixelVQRun) -> dict:
-    return run_training(cfg, lambda: (build_pixelvq(cfg), build_dataset(cfg.data, cfg.world)))
+    return run_training(cfg, lambda: (build_pixelvq(cfg), image_dataset(cfg)))

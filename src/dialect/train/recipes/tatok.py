@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialect.core.errors import DialectError
-from dialect.data.build import DataConfig, build_dataset
+from dialect.data.build import DataConfig
 from dialect.encoders.contrastive import ContrastiveEncoder
 from dialect.tokenizers.tatok import TATok, TATokConfig
 from dialect.train.config import TrainConfig
-from dialect.train.recipes.common import run_training
+from dialect.train.recipes.common import image_dataset, run_training
 from dialect.world import WorldConfig
 
 
@@ -43,4 +43,4 @@ def build_tatok(cfg: TATokRun) -> TATok:
 
 
 def train(cfg: TATokRun) -> dict:
-    return run_training(cfg, lambda: (build_tatok(cfg), build_dataset(cfg.data, cfg.world)))
+    return run_training(cfg, lambda: (build_tatok(cfg), image_dataset(cfg)))
