@@ -68,6 +68,10 @@ def test_memory_formulas_by_hand(lm_report):
     trainable = lm_report.total().trainable
     assert lm_report.state["adamw"] == 8 * trainable and lm_report.state["grads"] == 4 * trainable
     assert lm_report.per_gpu(True) < lm_report.per_gpu(False)
+    # FSDP: the trainable weights, grads and moments split over the GPUs, the frozen TA-Tok whole
+    frozen = 4 * (lm_report.total().total - trainable + lm_report.total().buffers)
+    sharded = 16 * trainable // lm_report.gpus + frozen + ckpt
+    assert lm_report.gpus == 64 and lm_report.per_gpu(True, fsdp=True) == sharded
 
 
 def test_lm_build_is_meta_and_tied():

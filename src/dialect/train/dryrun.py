@@ -68,15 +68,24 @@ class DryRunReport:
     transient: dict[str, int]  # working sets freed before backward (not in the totals)
     tokens: dict[str, int]  # per optimizer step, all GPUs
     notes: list[str] = field(default_factory=list)
+    gpus: int = 1  # data-parallel ranks, for the FSDP rows
 
     def total(self) -> M.ParamCount:
         return M.ParamCount(
             *(sum(getattr(p.count, f) for p in self.parts) for f in M.ParamCount.__dataclass_fields__)
         )
 
-    def per_gpu(self, checkpointing: bool) -> int:
+    def per_gpu(self, checkpointing: bool, fsdp: bool = False) -> int:
+        """Bytes per GPU. Under `train.parallel=fsdp` the trainable weights, their grads and AdamW
+        moments are split over the GPUs; frozen weights and buffers stay whole on each (as
+        `dialect.train.fsdp` shards them); the transient gather of one layer is not counted."""
         key = "checkpointing" if checkpointing else "no checkpointing"
-        return sum(self.state.values()) + self.activations[key]
+        state = sum(self.state.values())
+        if fsdp:
+            t = self.total()
+            whole = M.WEIGHT_BYTES * (t.total - t.trainable + t.buffers)
+            state = (state - whole) // self.gpus + whole
+        return state + self.activations[key]
 
     def format(self) -> str:
         lines = [self.title, "", f"{'part':<28}{'params':>16}{'trainable':>16}{'buffers':>14}"]
@@ -87,7 +96,11 @@ class DryRunReport:
         rows += [(f"activations, {k}", v) for k, v in self.activations.items()]
         rows += [(f"transient, {k}", v) for k, v in self.transient.items()]
         rows += [(f"total {w} checkpointing", self.per_gpu(w == "with")) for w in ("without", "with")]
-        lines += ["", "memory per GPU (DDP replica, fp32 weights, bf16 autocast):"]
+        rows += [
+            (f"total {w} checkpointing, FSDP over {self.gpus}", self.per_gpu(w == "with", fsdp=True))
+            for w in ("without", "with")
+        ]
+        lines += ["", "memory per GPU (DDP replica unless FSDP is named; fp32 weights, bf16 autocast):"]
         lines += [f"  {k:<42}{M.gib(v):>14}" for k, v in rows]
         lines += ["", "per optimizer step (all GPUs):"]
         lines += [f"  {k:<42}{v:>14,}" for k, v in self.tokens.items()]
@@ -212,6 +225,7 @@ def tatok_report(cfg: DryRunConfig) -> DryRunReport:
         },
         tokens=tokens,
         notes=[f"{s.gpus} GPUs x {s.micro_batch} images x {s.grad_accum} accumulation"],
+        gpus=s.gpus,
     )
 
 
@@ -259,6 +273,7 @@ def lm_report(cfg: DryRunConfig) -> DryRunReport:
             f"{s.gpus} GPUs x {s.micro_batch} sequences of {s.seq_len} tokens x {s.grad_accum} accumulation",
             f"activations include the output head over {vocab:,} entries: {M.gib(fixed)}",
         ],
+        gpus=s.gpus,
     )
 
 
