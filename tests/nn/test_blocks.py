@@ -55,3 +55,39 @@ def test_conv_stem_needs_a_power_of_two_patch():
         ViT(ViTConfig(patch_size=6, stem="conv"))
     with pytest.raises(ValueError, match="stem"):
         ViT(ViTConfig(stem="hexagonal"))
+
+
+def _saved_bytes(fn) -> int:
+    """Bytes of the tensors autograd keeps for backward while `fn()` runs."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def test_activation_checkpointing_keeps_less_and_changes_nothing():
+    from dialect.nn.blocks import enable_checkpointing
+
+    torch.manual_seed(0)
+    plain = Stack(dim=64, depth=4, heads=4).train()
+    ckpt = Stack(dim=64, depth=4, heads=4).train()
+    ckpt.load_state_dict(plain.state_dict())
+    assert enable_checkpointing(ckpt) == 4
+    x = torch.randn(2, 32, 64)
+    out = {}
+    for name, model in (("plain", plain), ("ckpt", ckpt)):
+        saved = _saved_bytes(lambda m=model, n=name: out.__setitem__(n, m(x, causal=True)))
+        out[name].square().mean().backward()
+        out[name + "_saved"] = saved
+    torch.testing.assert_close(out["ckpt"], out["plain"], rtol=0, atol=0)
+    for a, b in zip(plain.parameters(), ckpt.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-6, atol=1e-7)
+    assert out["ckpt_saved"] < 0.3 * out["plain_saved"], (out["ckpt_saved"], out["plain_saved"])
+    with torch.no_grad():  # inference never recomputes (nothing is saved anyway)
+        torch.testing.assert_close(ckpt.eval()(x), plain.eval()(x), rtol=0, atol=0)

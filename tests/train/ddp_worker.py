@@ -6,7 +6,8 @@
                                  # and resumed to step 4
 
 "tar-fsdp" is the same Tar under `train.parallel=fsdp` (sharded weights, grads and AdamW moments;
-in one process it is plain training). Its saved state is the gathered full weights, on rank 0 only.
+in one process it is plain training) with activation checkpointing, which must change nothing.
+Its saved state is the gathered full weights, on rank 0 only.
 
 Writes OUT/<model>/<mode>/ (the run folders), OUT/states/<model>_<mode>_rank<r>.pt (each rank's
 final weights) and OUT/writes_rank<r>.txt (every file-writing call the trainer made on that rank).
@@ -85,6 +86,7 @@ def main(out: Path) -> None:
                     out_dir=str(out / name / mode), steps=STEPS, batch_size=BATCH, grad_accum=ACCUM,
                     lr=1e-3, warmup_steps=1, log_every=1, ckpt_every=STOP, progress=False,
                     precision="fp32", device="cpu", parallel="fsdp" if name == "tar-fsdp" else "ddp",
+                    activation_checkpointing=name == "tar-fsdp",
                 )  # fmt: skip
                 model, data = build(name, seed=0)
                 seed_everything(dist.rank)

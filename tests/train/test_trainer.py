@@ -143,3 +143,29 @@ def test_precision_policy():
     assert resolve_precision("auto", cpu) in ("fp32", "bf16")
     with pytest.raises(DialectError):
         resolve_precision("fp16x", cpu)
+
+
+def test_activation_checkpointing_trains_the_same_weights(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from dialect.unified import ShapeWorldTasks
+    from dialect.unified.tasks import TaskConfig
+    from unified.micro import WORLD, tar
+
+    tasks = TaskConfig(weights={"t2i": 1.0, "caption": 1.0}, scale_weights=[1.0])
+    data = ShapeWorldTasks(tasks, WORLD, num_scales=3, seed=0, length=32)
+    weights = {}
+    for ckpt in (False, True):
+        model = tar(seed=0)
+        seed_everything(0)
+        cfg = _cfg(tmp_path / str(ckpt), steps=3, batch_size=4, activation_checkpointing=ckpt)
+        Trainer(model, data, cfg).fit()
+        assert all(b.checkpointing == ckpt for b in model.lm.stack.blocks)
+        assert not any(b.checkpointing for b in model.tatok.modules() if hasattr(b, "checkpointing"))
+        weights[ckpt] = model.state_dict()
+    for k, v in weights[False].items():
+        torch.testing.assert_close(weights[True][k], v, rtol=1e-5, atol=1e-6, msg=k)
+    with pytest.raises(Exception, match="no trainable transformer layer"):
+        Trainer(_model(), Squares(), _cfg(tmp_path / "ae", activation_checkpointing=True))

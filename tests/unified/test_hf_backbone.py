@@ -275,3 +275,20 @@ def test_bad_backbone_settings_are_one_line_errors(folders, tmp_path):
     shutil.rmtree(tmp_path / "tar" / "lm")
     with pytest.raises(DialectError, match="lm/config.json"):
         Tar.from_pretrained(tmp_path / "tar")
+
+
+def test_activation_checkpointing_reaches_the_hf_layers_and_changes_nothing(folders):
+    from dialect.nn.blocks import enable_checkpointing
+
+    batch = _batch(1)
+    plain, ckpt = _tar(folders["qwen"]), _tar(folders["qwen"])
+    assert enable_checkpointing(ckpt) == 2 and ckpt.lm.model.is_gradient_checkpointing
+    losses = []
+    for m in (plain, ckpt):
+        m.train()
+        loss = m.training_losses(batch)["loss"]
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-6, atol=0)
+    grads = [m.lm.tok_emb.weight.grad for m in (plain, ckpt)]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from dialect.nn.linear import Linear
 from dialect.nn.rope import apply_rope
@@ -109,7 +110,13 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x)).
+
+    `checkpointing = True` (set by the trainer's `train.activation_checkpointing`) keeps only the
+    block's input for backward and recomputes its inside then: activation memory per block drops
+    from every intermediate to one (B, T, dim) tensor, for one extra forward in backward."""
+
+    checkpointing = False
 
     def __init__(self, dim: int, heads: int, mlp_hidden: int | None = None, qk_norm: bool = False) -> None:
         super().__init__()
@@ -119,8 +126,32 @@ class Block(nn.Module):
         self.mlp = SwiGLU(dim, mlp_hidden)
 
     def forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
+        recompute = self.checkpointing and self.training and torch.is_grad_enabled()
+        if recompute and attn_kwargs.get("cache") is None:
+            return checkpoint(self._forward, x, use_reentrant=False, **attn_kwargs)
+        return self._forward(x, **attn_kwargs)
+
+    def _forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), **attn_kwargs)
         return x + self.mlp(self.norm2(x))
+
+
+def enable_checkpointing(model: nn.Module) -> int:
+    """Activation checkpointing for every trainable transformer layer in `model`: our `Block`s,
+    and the layers of any `transformers` model inside (its own `gradient_checkpointing_enable`).
+    Frozen parts run without grad and store nothing anyway. Returns the number of layers."""
+    n, inside_hf = 0, set()
+    for m in model.modules():
+        if id(m) in inside_hf or not any(p.requires_grad for p in m.parameters()):
+            continue
+        if isinstance(m, Block):
+            m.checkpointing = True
+            n += 1
+        elif hasattr(m, "gradient_checkpointing_enable"):  # the outermost transformers model
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            inside_hf |= {id(sub) for sub in m.modules()}
+            n += sum(1 for sub in m.modules() if type(sub).__name__.endswith("DecoderLayer"))
+    return n
 
 
 def init_transformer_weights(module: nn.Module, depth: int, std: float = 0.02) -> None:

@@ -21,6 +21,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # EMA of weights (e.g. 0.999); 0 disables; the exported model is the EMA
     precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CUDA and on CPUs with native bf16)
     device: str = "auto"  # auto | cpu | cuda
+    activation_checkpointing: bool = False  # recompute each trainable transformer layer in backward
     parallel: str = "ddp"  # under torchrun: ddp (replicated weights) | fsdp (sharded; see train/fsdp.py)
     seed: int = 0  # model init, data order and every random draw of the run
     num_workers: int = 0  # DataLoader worker processes

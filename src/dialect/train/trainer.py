@@ -37,6 +37,7 @@ from dialect.core.errors import DialectError
 from dialect.core.images import save_grid
 from dialect.data.build import build_loader
 from dialect.data.sample import SkipCounter, collate
+from dialect.nn.blocks import enable_checkpointing
 from dialect.train import distributed as D
 from dialect.train import fsdp as F
 from dialect.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -97,6 +98,8 @@ class Trainer:
         if self.fsdp and cfg.ema_decay > 0:
             raise DialectError("train.parallel=fsdp does not support EMA; set train.ema_decay=0")
         self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        if cfg.activation_checkpointing and not enable_checkpointing(self.model):
+            raise DialectError("train.activation_checkpointing: the model has no trainable transformer layer")
         wrapped = _Losses(self.model)
         if self.fsdp:
             F.shard(wrapped)  # in place: parameters become shards, before the optimizer sees them
