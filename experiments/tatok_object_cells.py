@@ -9,7 +9,7 @@ by it. This script looks only at the grid cell under each object's centre, on mu
   from the tokens at every scale.
 
     python experiments/tatok_object_cells.py runs/tiny/tatok/model runs/tiny/tatok-stoch/model ...
-Writes experiments/results/tatok_object_cells.{md,json}.
+Writes experiments/results/tatok_object_cells.{md,json} (`--merge` keeps earlier folders' rows).
 """
 
 from __future__ import annotations
@@ -65,17 +65,23 @@ def probe_folder(path: str, n: int) -> dict:
     return out
 
 
+MARK = "<!-- notes -->"  # text after this line of the .md is kept when the table is rewritten
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="TA-Tok folders")
     ap.add_argument("--n", type=int, default=1500, help="scenes (about 2.5 objects each)")
+    ap.add_argument("--merge", action="store_true", help="keep the other folders' rows of the last run")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    results = {m: probe_folder(m, args.n) for m in args.models}
+    old = OUT.with_suffix(".json")
+    results = json.loads(old.read_text()) if args.merge and old.is_file() else {}
+    results.update({m: probe_folder(m, args.n) for m in args.models})
     lines = [
         "# TA-Tok at the objects: distinct codes and per-object probes at the object's grid cell",
         "",
-        f"Command: `python experiments/tatok_object_cells.py {' '.join(args.models)}`; {args.n} fresh "
+        f"Command: `python experiments/tatok_object_cells.py {' '.join(results)}`; {args.n} fresh "
         f"scenes (train split, seed {SEED}, 1-4 objects); linear probes on 75% of the objects, "
         "accuracy on the other 25% (chance: shape 0.20, colour 0.17, size 0.50).",
         "",
@@ -89,7 +95,9 @@ def main() -> None:
                 f"| {m} | {codes} | {name} | {p['shape']:.3f} | {p['color']:.3f} | {p['size']:.3f} |"
             )
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    md = OUT.with_suffix(".md")
+    notes = md.read_text().split(MARK, 1)[1] if md.is_file() and MARK in md.read_text() else "\n"
+    md.write_text("\n".join(lines) + "\n\n" + MARK + notes)
     OUT.with_suffix(".json").write_text(json.dumps(results, indent=2))
     print("\n".join(lines))
 
