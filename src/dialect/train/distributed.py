@@ -50,6 +50,12 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
 
 
+def launched_as_main() -> bool:
+    """Whether this process is rank 0 of its `torchrun` launch (or runs alone); read from the
+    environment, so it holds after `cleanup()` too (recipes use it for post-training work)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

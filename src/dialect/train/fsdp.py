@@ -12,8 +12,8 @@ What changes around the shards, and how this module handles it:
 - Checkpoints and the exported model stay ordinary full-tensor files, identical in format to a
   one-process run's, so `from_pretrained`, evaluation and resuming with another world size or with
   DDP keep working: `full_state` gathers the model and optimizer state (a collective; rank 0 ends
-  up with the full tensors on the CPU, the other ranks with empty dicts), and `load_full_state`
-  scatters full tensors back into the shards.
+  up with the full tensors on the CPU, the other ranks with empty dicts), and `load_model_state` /
+  `load_optimizer_state` scatter full tensors back into the shards.
 - Gradient accumulation: `no_sync` turns off the reduce-scatter for the micro-steps before the
   last one, as DDP's `no_sync` does.
 - Parameters stay fp32 (the optimizer's master copy); bf16 compute comes from the trainer's
@@ -90,29 +90,34 @@ def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     """Collective: (model state, optimizer state) as full CPU tensors on rank 0, {} elsewhere.
 
-    The optimizer state is keyed by parameter name (not index), as `load_full_state` expects."""
+    The optimizer state is keyed by parameter name (not index), as `load_optimizer_state` expects."""
     return (
         full_model_state(model),
         get_optimizer_state_dict(model, optimizer, options=_FULL),
     )
 
 
-def load_full_state(model: nn.Module, model_state: dict, optimizer=None, optimizer_state=None) -> None:
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Collective: scatter full tensors (present on every rank) into the local shards.
 
     Not strict about keys: a checkpoint written without FSDP stores tied weights once, and the
     caller has already checked that the checkpoint's model config equals this model's."""
-    set_model_state_dict(model, model_state, options=StateDictOptions(full_state_dict=True, strict=False))
-    if optimizer is not None and optimizer_state is not None:
-        set_optimizer_state_dict(
-            model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True)
-        )
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+
+
+def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Collective: the full, name-keyed optimizer state of `full_state` into the local shards."""
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
 @contextlib.contextmanager
-def full_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> Iterator[nn.Module]:
+def full_weights(model: nn.Module, state: dict[str, torch.Tensor] | None) -> Iterator[nn.Module]:
     """`model` whose `state_dict()` returns `state` (gathered full tensors) for the duration, so
-    its own `save_pretrained` (and any subclass override of it) writes an ordinary checkpoint."""
+    its own `save_pretrained` (and any subclass override of it) writes an ordinary checkpoint.
+    `state=None` (no FSDP): `model` unchanged."""
+    if state is None:
+        yield model
+        return
     model.state_dict = lambda *args, **kwargs: state  # type: ignore[method-assign]
     try:
         yield model

@@ -134,28 +134,24 @@ class Trainer:
         }
 
     def save(self) -> None:
-        if self.fsdp:  # collective: the shards gathered into full tensors on rank 0
-            weights, optimizer_state = F.full_state(self.model, self.optimizer)
-            state = self._state(optimizer_state)
-            if self.dist.is_main:
-                with F.full_weights(self.model, weights):
-                    save_checkpoint(self.checkpoint_dir, self.model, None, state)
-            D.barrier()
-            return
-        state = self._state()  # collective: every rank takes part
+        # collectives, every rank takes part; under FSDP the shards are gathered on rank 0
+        weights, optimizer_state = F.full_state(self.model, self.optimizer) if self.fsdp else (None, None)
+        state = self._state(optimizer_state)
         if self.dist.is_main:
             ema_model = self.ema.model if self.ema else None
-            save_checkpoint(self.checkpoint_dir, self.model, ema_model, state)
+            with F.full_weights(self.model, weights):
+                save_checkpoint(self.checkpoint_dir, self.model, ema_model, state)
         D.barrier()
 
     def _maybe_resume(self) -> None:
         if not (self.cfg.resume and self.checkpoint_dir.is_dir()):
             return
+        ema_model = self.ema.model if self.ema else None
+        load = F.load_model_state if self.fsdp else None
+        state = load_checkpoint(self.checkpoint_dir, self.model, ema_model, load=load)
         if self.fsdp:
-            state = load_checkpoint(self.checkpoint_dir, self.model, None, load=F.load_full_state)
-            F.load_full_state(self.model, {}, self.optimizer, state["optimizer"])
+            F.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         else:
-            state = load_checkpoint(self.checkpoint_dir, self.model, self.ema.model if self.ema else None)
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.batches_seen = state["step"], state["batches_seen"]
@@ -319,10 +315,7 @@ class Trainer:
         """The run's product: `out_dir/model` (EMA weights when EMA is on) and a loss plot."""
         weights = F.full_model_state(self.model) if self.fsdp else None  # collective
         if self.dist.is_main:
-            if weights is not None:
-                with F.full_weights(self.model, weights):
-                    self.model.save_pretrained(self.out / "model")
-            else:
+            with F.full_weights(self.model, weights):
                 (self.ema.model if self.ema else self.model).save_pretrained(self.out / "model")
             if (self.out / "metrics.jsonl").is_file():
                 plot_metrics(self.out / "metrics.jsonl", self.out / "loss.png")

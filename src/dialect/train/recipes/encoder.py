@@ -4,13 +4,13 @@ ShapeWorld image-caption pairs with SigLIP's sigmoid loss against the frozen Min
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialect.data.build import DataConfig
 from dialect.encoders.contrastive import ContrastiveConfig, ContrastiveEncoder
 from dialect.eval.retrieval import retrieval_r1
+from dialect.train import distributed as D
 from dialect.train.config import TrainConfig
 from dialect.train.recipes.common import image_dataset, run_training
 from dialect.world import WorldConfig
@@ -26,7 +26,7 @@ class EncoderRun:
 
 def train(cfg: EncoderRun) -> dict:
     result = run_training(cfg, lambda: (ContrastiveEncoder(cfg.model), image_dataset(cfg)))
-    if int(os.environ.get("RANK", "0")) == 0:
+    if D.launched_as_main():
         out = Path(cfg.train.out_dir)
         model = ContrastiveEncoder.from_pretrained(out / "model")
         scores = {

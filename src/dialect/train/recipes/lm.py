@@ -15,15 +15,15 @@ backbone with its grown vocabulary and tokenizer, a folder plain `transformers` 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
 from dialect.core.errors import DialectError
-from dialect.data.build import DataConfig, build_dataset, build_mixture, is_pretokenized, transform_for
+from dialect.data.build import DataConfig, build_dataset, build_mixture, transform_for
 from dialect.tokenizers.tatok import TATok
+from dialect.train import distributed as D
 from dialect.train.config import TrainConfig
 from dialect.train.pretokenized import PretokenizedTasks, check_tokenizers
 from dialect.train.recipes.common import require_trained, run_training
@@ -79,12 +79,11 @@ def train(cfg: LMRun) -> dict:
     def build():
         model = build_tar(cfg)
         data = build_tasks(cfg)
-        if is_pretokenized(cfg.data):
-            check_tokenizers(data, model.tatok, cfg.tatok)
+        check_tokenizers(data, model.tatok, cfg.tatok)
         return model, data
 
     result = run_training(cfg, build)
-    if cfg.model.hf_lm and int(os.environ.get("RANK", "0")) == 0:
+    if cfg.model.hf_lm and D.launched_as_main():
         out = Path(cfg.train.out_dir)
         Tar.from_pretrained(out / "model").save_backbone(out / "hf")
     return result
