@@ -68,6 +68,16 @@ def test_logit_rows_predict_the_documented_tokens():
     assert torch.allclose(a[:, 0], model(None, prefix)[:, 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_last_only_is_the_last_row(with_prefix):
+    """Decoding's prefill asks for the next token's logits only: the same as the full forward's last row."""
+    model = _model()
+    ids, prefix = torch.randint(0, 37, (2, 6)), _prefix(model) if with_prefix else None
+    last = model(ids, prefix, last_only=True)
+    assert last.shape == (2, 1, 37)
+    assert torch.allclose(last, model(ids, prefix)[:, -1:], atol=1e-6)
+
+
 @pytest.mark.parametrize("num_tokens", [1, 5, 20])
 @pytest.mark.parametrize("with_prefix", [True, False])
 def test_greedy_cached_equals_uncached(num_tokens, with_prefix):

@@ -10,7 +10,7 @@ from detok.test_ar import _model as micro_ar
 from dialect.cli.main import main
 from dialect.core.errors import DialectError
 from dialect.core.images import to_uint8
-from dialect.unified import pipeline
+from dialect.data import user_image
 from dialect.unified.pipeline import Dialect
 from dialect.world import make_example
 
@@ -64,7 +64,7 @@ def test_bad_inputs_give_clear_errors(folder, image_file, tmp_path, monkeypatch)
         d.generate("a ball", decoder="diffusion")
     with pytest.raises(DialectError, match="1..64 images"):
         d.generate("a ball", n=65)
-    monkeypatch.setattr(pipeline, "MAX_PIXELS", 100)
+    monkeypatch.setattr(user_image, "MAX_PIXELS", 100)
     with pytest.raises(DialectError, match="limited to 100 pixels"):
         d.caption(image_file)
     with pytest.raises(DialectError, match="not a Dialect model folder"):

@@ -11,8 +11,7 @@ import json
 
 import torch
 
-from dialect.core.errors import DialectError
-from dialect.data.transforms import BadImage, ImageTransform, decode_image
+from dialect.data.user_image import load_image_tensor
 from dialect.tokenizers.tatok import TATok, token_string
 
 DEFAULT_MODEL = "runs/tiny/tatok/model"
@@ -29,11 +28,7 @@ def add_parser(sub) -> None:
 
 def load_image(path: str, size: int) -> torch.Tensor:
     """An image file -> (1, 3, size, size) in [-1, 1]; unusable files -> DialectError."""
-    try:
-        img = decode_image(path)
-    except BadImage as exc:
-        raise DialectError(f"cannot use {path}: {exc.reason}") from None
-    return ImageTransform(size=size)(img, 0).unsqueeze(0)
+    return load_image_tensor(path, size)
 
 
 def run(args: argparse.Namespace) -> int:

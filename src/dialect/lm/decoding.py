@@ -5,9 +5,10 @@ sampling with a KV cache (prefill once, then one token per step).
 :class:`~dialect.lm.transformer.DecoderLM`:
 
 - `config` with `vocab_size`, `dim` (input width) and `max_len` (longest sequence);
-- `forward(ids (B, T), prefix (B, P, dim) | None, caches=None, start=0, token_bias=None)` ->
-  logits (B, N, V), N = T + 1 with a prefix, else T (row t of the prefix-free case predicts
-  ids[t + 1]); with `caches` the inputs are appended at position `start` to what they hold;
+- `forward(ids (B, T), prefix (B, P, dim) | None, caches=None, start=0, token_bias=None,
+  last_only=False)` -> logits (B, N, V), N = T + 1 with a prefix, else T (row t of the prefix-free
+  case predicts ids[t + 1]), N = 1 (the next token's) with `last_only`; with `caches` the inputs
+  are appended at position `start` to what they hold;
 - `new_caches(rows, capacity, device)` -> an empty cache for `forward` (capacity: the most
   positions decoding will write; a growing cache may ignore it).
 
@@ -107,8 +108,8 @@ class Decoding:
 
         rows, n_in = x_ids.shape[0], x_ids.shape[1] + (x_prefix.shape[1] if x_prefix is not None else 0)
         caches = self.new_caches(rows, n_in + num_tokens - 1, x_ids.device) if use_cache else None
-        # prefill: one forward over the inputs
-        logits = self(x_ids, x_prefix, caches=caches, token_bias=bias_at(0, n_given))[:, -1]
+        # prefill: one forward over the inputs, logits of the next token only
+        logits = self(x_ids, x_prefix, caches=caches, token_bias=bias_at(0, n_given), last_only=True)[:, -1]
         out = []
         stopped = torch.zeros(rows // (2 if guided else 1), dtype=torch.bool, device=x_ids.device)
         for step in range(num_tokens):
@@ -124,7 +125,7 @@ class Decoding:
                 logits = self(tok, caches=caches, start=n_in + step, token_bias=bias_at(fed, fed + 1))[:, -1]
             else:
                 x_ids = torch.cat([x_ids, tok], dim=1)
-                logits = self(x_ids, x_prefix, token_bias=bias_at(0, fed + 1))[:, -1]
+                logits = self(x_ids, x_prefix, token_bias=bias_at(0, fed + 1), last_only=True)[:, -1]
         return torch.stack(out, dim=1)
 
     def _decode_inputs(

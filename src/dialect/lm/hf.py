@@ -99,9 +99,10 @@ class HFCausalLM(nn.Module, Decoding):
         caches=None,
         start: int = 0,
         token_bias: torch.Tensor | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
         """ids (B, T) long (None = no ids), prefix (B, P, dim) -> logits (B, N, V); `caches` (a
-        DynamicCache holding exactly `start` positions) is extended in place."""
+        DynamicCache holding exactly `start` positions) is extended in place; `last_only`: N = 1."""
         inputs = self._inputs(ids, prefix, token_bias)
         batch, n = next(iter(inputs.values())).shape[:2]
         if n == 0:
@@ -112,7 +113,8 @@ class HFCausalLM(nn.Module, Decoding):
             raise ValueError(f"the cache holds {caches.get_seq_length()} positions, not start={start}")
         device = next(iter(inputs.values())).device
         positions = torch.arange(start, start + n, device=device).expand(batch, n)
-        first = prefix.shape[1] - 1 if prefix is not None else 0  # as DecoderLM: from the last prefix element
+        # as DecoderLM: from the last prefix element
+        first = n - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
         out = self.model(
             **inputs, position_ids=positions, past_key_values=caches, use_cache=caches is not None,
             logits_to_keep=n - first,

@@ -102,10 +102,13 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         caches: list[KVCache] | None = None,
         start: int = 0,
         token_bias: torch.Tensor | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
         """ids (B, T) long (None = no ids), prefix (B, P, prefix_dim or dim) -> logits (B, N, V).
 
-        N = T + 1 with a prefix, else T (see the module docstring). `start` is the position of the
+        N = T + 1 with a prefix, else T (see the module docstring); `last_only`: N = 1, the logits
+        of the next token only (decoding's prefill needs no others, and the head over every
+        position is a large share of a long prefill). `start` is the position of the
         first input element (prefix or ids) in the sequence; with `caches` it must equal the number
         of positions they already hold, and the inputs are appended to them. `token_bias`
         (B, T, dim), optional, is added to the embeddings of the ids (a per-position condition,
@@ -129,7 +132,7 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             rope = rope_1d(positions, self.head_dim)
         x = self.stack(x, rope=rope, causal=True, caches=caches)
         # project only the positions whose next element is a token: from the last prefix element on
-        first = prefix.shape[1] - 1 if prefix is not None else 0
+        first = n - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
         return self.head(x[:, first:])  # (B, N, V)
 
     def _embed(
