@@ -30,6 +30,17 @@ from dialect.world import WorldConfig
 OUT = Path(__file__).parent / "results" / "detok_fidelity"
 
 
+LEGACY_SAMPLING = {"ar": "g4 t1", "diffusion": "25 steps, g3"}
+
+
+def sampling_of(kind: str, model) -> str:
+    """A de-tokenizer's default sampling, as the table shows it."""
+    c = model.config
+    return (
+        f"g{c.guidance:g} t{c.temperature:g}" if kind == "ar" else f"{c.sample_steps} steps, g{c.guidance:g}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ar", action="append", default=[], help="AR-DTok folder (repeatable)")
@@ -60,7 +71,7 @@ def main() -> None:
         res, examples = evaluate_reconstruction(
             model, WorldConfig(), n=args.n, scales=args.scales, batch_size=args.batch_size
         )
-        raw[label] = {"model": path, "machine": machine, "results": res}
+        raw[label] = {"model": path, "machine": machine, "sampling": sampling_of(kind, model), "results": res}
         for scale, (originals, recons) in examples.items():
             pairs = np.stack([originals[:16], recons[:16]], axis=1).reshape(-1, *originals.shape[1:])
             name = label.replace(" (", "_").rstrip(")").replace("/", "-")
@@ -68,13 +79,15 @@ def main() -> None:
         print(f"{label}: {json.dumps(res)}")
     rows = []
     for label, entry in raw.items():
+        # entries written before the column existed used the configs' defaults of that time
+        sampling = entry.get("sampling") or LEGACY_SAMPLING.get(label.split(" ")[0], "-")
         for scale, r in entry["results"].items():
             what = (
                 "image -> 256 pixel codes -> image" if label == "pixelvq" else f"{scale} ({r['tokens']} tok)"
             )
             rows.append(
-                f"| {label} | {what} | {r['n']} | {r['fidelity']:.3f} | {r['psnr']:.2f} | {r['ssim']:.3f} "
-                f"| {r['sec_per_image']:.3f} |"
+                f"| {label} | {what} | {sampling} | {r['n']} | {r['fidelity']:.3f} | {r['psnr']:.2f} "
+                f"| {r['ssim']:.3f} | {r['sec_per_image']:.3f} |"
             )
     table = (
         "# De-tokenizers: TA-Tok ids -> pixels, per scale\n\n"
@@ -82,11 +95,12 @@ def main() -> None:
         f"and machines in the .json); held-out ShapeWorld scenes (split heldout, seed {EVAL_SEED}, 1-4 "
         f"objects), batch {args.batch_size}. Fidelity = the graded reconstruction equals the original scene "
         "(shape, colour, size, 3x3 position of every object); PSNR/SSIM on [0, 1]; seconds per image = "
-        "tokenize + de-tokenize at that batch size, default sampling (AR: guidance 4, temperature 1; "
-        "diffusion: 25 Euler steps, guidance 3). Example sheets (input, reconstruction, ...): "
+        "tokenize + de-tokenize at that batch size, with each model's default sampling (column "
+        "'sampling': AR guidance g and temperature t, 0 = greedy; diffusion Euler steps and guidance). "
+        "Example sheets (input, reconstruction, ...): "
         "`detok_fidelity/<decoder>_<root>-<run>_scale<k>.png`.\n\n"
-        "| decoder | scale | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| decoder | scale | sampling | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     print(table)
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from dialect.core.errors import DialectError
-from dialect.unified import pipeline
+from dialect.data import user_image
 from dialect.unified.pipeline import load_image_tensor
 from dialect.web.actions import CAPTION_REQUEST, PREVIEW, SHAPEWORLD_SEED, DemoActions, Sampling, show
 from dialect.world import WorldConfig, make_example
@@ -37,7 +37,7 @@ def test_bad_uploads_name_the_users_file_not_the_servers_copy(actions, scene_fil
     with pytest.raises(DialectError) as err:
         actions.load_upload(str(text))
     assert str(err.value) == "cannot use notes.txt: not an image file"
-    monkeypatch.setattr(pipeline, "MAX_PIXELS", 100)
+    monkeypatch.setattr(user_image, "MAX_PIXELS", 100)
     with pytest.raises(DialectError, match=r"^scene.png is 64x64: images are limited to 100 pixels$"):
         actions.load_upload(str(scene_file))
     with pytest.raises(DialectError, match="no image uploaded"):
