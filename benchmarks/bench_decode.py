@@ -10,7 +10,9 @@ For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - 
   preallocated KV cache, or the whole sequence recomputed;
 - ours / HF generate: end to end, prefill included: `DecoderLM.generate` vs `transformers`
   `LlamaForCausalLM.generate` (greedy, KV cache) on the same weights (`dialect.lm.llama.to_llama`);
-- same: all four paths produced the same greedy tokens.
+- compiled: the same two timings with `DecoderLM.compile_decoding()` (fixed-shape KV caches, one
+  `torch.compile`d step per token); its compile time is paid in the warm-up and reported apart;
+- same: all six paths produced the same greedy tokens.
 Paths run interleaved, `--repeats` times; medians are reported.
 
     python benchmarks/bench_decode.py [--config llama20m|tiny] [--steps 64] [--repeats 3]
@@ -26,6 +28,7 @@ import torch
 
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig
 from dialect.lm.llama import to_llama
+from dialect.lm.transformer import CAPACITY_STEP
 
 try:
     from benchmarks.common import parser, read_bandwidth, report, start
@@ -84,15 +87,19 @@ def generate_hf(llama, ids: torch.Tensor, n: int) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - t0, out[:, ids.shape[1] :]
 
 
-PATHS = {
-    "cached": lambda m, h, ids, n: decode_tail(m, ids, n, cached=True),
-    "uncached": lambda m, h, ids, n: decode_tail(m, ids, n, cached=False),
-    "ours": lambda m, h, ids, n: generate_ours(m, ids, n),
-    "hf": lambda m, h, ids, n: generate_hf(h, ids, n),
+PATHS = {  # (eager DecoderLM, its compiled twin, transformers Llama, prompt ids, n) -> (s, tokens)
+    "cached": lambda m, c, h, ids, n: decode_tail(m, ids, n, cached=True),
+    "uncached": lambda m, c, h, ids, n: decode_tail(m, ids, n, cached=False),
+    "compiled": lambda m, c, h, ids, n: decode_tail(c, ids, n, cached=True),
+    "ours": lambda m, c, h, ids, n: generate_ours(m, ids, n),
+    "ours_compiled": lambda m, c, h, ids, n: generate_ours(c, ids, n),
+    "hf": lambda m, c, h, ids, n: generate_hf(h, ids, n),
 }
 
 
-def measure(model: DecoderLM, llama, length: int, n: int, repeats: int) -> tuple[dict[str, float], bool]:
+def measure(
+    model: DecoderLM, compiled: DecoderLM, llama, length: int, n: int, repeats: int
+) -> tuple[dict[str, float], bool]:
     """Tokens/s of every path at total length `length`, and whether all decoded the same tokens."""
     device = model.tok_emb.weight.device
     g = torch.Generator().manual_seed(length)
@@ -101,7 +108,7 @@ def measure(model: DecoderLM, llama, length: int, n: int, repeats: int) -> tuple
     tokens = {}
     for _ in range(repeats):
         for name, run in PATHS.items():
-            t, tokens[name] = run(model, llama, ids, n)
+            t, tokens[name] = run(model, compiled, llama, ids, n)
             times[name].append(t)
     same = all(torch.equal(tokens["cached"], t.to(tokens["cached"])) for t in tokens.values())
     return {k: n / statistics.median(v) for k, v in times.items()}, same
@@ -119,6 +126,9 @@ def main() -> None:
     torch.manual_seed(0)
     model = DecoderLM(config).to(device).eval()
     llama = to_llama(model).to(device)
+    compiled = DecoderLM(config).to(device).eval()
+    compiled.load_state_dict(model.state_dict())
+    compiled.compile_decoding()
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     load = start(args)
@@ -130,19 +140,28 @@ def main() -> None:
         f"bandwidth {gbs:.1f} GB/s -> {bound:.0f} tok/s"
     )
     rows = [
-        "| L | n | cached tok/s | uncached tok/s | cached / uncached | ours generate tok/s "
-        "| HF generate tok/s | ours / HF | cached / bound | same |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| L | n | cached tok/s | uncached tok/s | cached / uncached | compiled tok/s | cached / bound "
+        "| compiled / bound | ours generate tok/s | ours compiled generate tok/s | HF generate tok/s "
+        "| ours / HF | ours compiled / HF | same |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    compile_seconds = {}
     with torch.inference_mode():
-        measure(model, llama, 64, 8, 1)  # warm-up: allocator, kernels, thread pool
+        t0 = time.perf_counter()
+        measure(model, compiled, llama, 64, 8, 1)  # warm-up: allocator, kernels, thread pool
+        compile_seconds["first warm-up"] = time.perf_counter() - t0
         for length in args.lengths:
             n = min(args.steps, length // 2)
-            r, same = measure(model, llama, length, n, args.repeats)
+            t0 = time.perf_counter()  # compiles the step for this length's cache shape
+            measure(model, compiled, llama, length, 2, 1)
+            compile_seconds[f"L={length}"] = time.perf_counter() - t0
+            r, same = measure(model, compiled, llama, length, n, args.repeats)
             rows.append(
                 f"| {length} | {n} | {r['cached']:.1f} | {r['uncached']:.1f} "
-                f"| {r['cached'] / r['uncached']:.1f}x "
-                f"| {r['ours']:.1f} | {r['hf']:.1f} | {r['ours'] / r['hf']:.2f}x | {r['cached'] / bound:.0%} "
+                f"| {r['cached'] / r['uncached']:.1f}x | {r['compiled']:.1f} "
+                f"| {r['cached'] / bound:.0%} | {r['compiled'] / bound:.0%} "
+                f"| {r['ours']:.1f} | {r['ours_compiled']:.1f} | {r['hf']:.1f} "
+                f"| {r['ours'] / r['hf']:.2f}x | {r['ours_compiled'] / r['hf']:.2f}x "
                 f"| {'yes' if same else 'NO'} |"
             )  # fmt: skip
             print(rows[-1], flush=True)
@@ -155,7 +174,11 @@ def main() -> None:
         f"{bandwidth / 1e9:.1f} GB/s, so the weight-streaming bound is {bound:.0f} tok/s "
         f"(the KV cache adds {4 * c.depth * c.dim * 2 / 1e3:.1f} kB per position on top, not counted). "
         f"'cached' and 'uncached' time the last n steps only; 'generate' columns time prefill + n steps "
-        f"end to end. Median of {args.repeats} interleaved repeats after a warm-up. "
+        f"end to end. 'compiled' is `DecoderLM.compile_decoding()` (fixed-shape caches, a `torch.compile`d "
+        f"step, cache capacities rounded up to multiples of {CAPACITY_STEP}); warm-ups before the timed "
+        "runs compiled it for each new cache shape, taking (warm-up decoding of all six paths included) "
+        + ", ".join(f"{k}: {v:.0f} s" for k, v in compile_seconds.items())
+        + f". Median of {args.repeats} interleaved repeats after a warm-up. "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
     title = f"LM decoding: KV cache vs recompute vs transformers ({args.config}, batch 1)"

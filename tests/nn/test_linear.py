@@ -35,3 +35,22 @@ def test_training_and_many_rows_take_the_plain_path():
         layer(torch.randn(FEW_ROWS + 1, 32))
     assert layer._wt is None
     assert set(layer.state_dict()) == {"weight"}
+
+
+def test_fast_path_splits_the_weight_into_one_slab_per_thread():
+    """With S intra-op threads the copy is S column slabs (one batched product, a slab per thread);
+    the result is the same, and a thread count that does not divide the width keeps one slab."""
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    try:
+        for threads, out_features, slabs in [(2, 96, 2), (4, 96, 4), (2, 95, 1)]:
+            torch.set_num_threads(threads)
+            layer = Linear(64, out_features)
+            for shape in [(1, 64), (2, 1, 64), (8, 64)]:
+                x = torch.randn(*shape)
+                with torch.inference_mode():
+                    got = layer(x)
+                assert layer._wt.shape == (slabs, 64, out_features // slabs)
+                torch.testing.assert_close(got, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-6)
+    finally:
+        torch.set_num_threads(before)

@@ -30,9 +30,11 @@ from torch import nn
 
 from dialect.core.pretrained import Pretrained
 from dialect.lm.decoding import Decoding
-from dialect.nn.blocks import KVCache, Stack, init_transformer_weights
-from dialect.nn.linear import Linear
+from dialect.nn.blocks import KVCache, Stack, StaticKVCache, init_transformer_weights
+from dialect.nn.linear import Linear, prepare_transposes
 from dialect.nn.rope import rope_1d
+
+CAPACITY_STEP = 128  # compiled decoding: cache capacities are multiples of this (see new_caches)
 
 
 @dataclass
@@ -75,6 +77,29 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             init_transformer_weights(self.prefix_proj, c.depth)
         if c.tie_embeddings:
             self.head.weight = self.tok_emb.weight
+        self._step = None  # the compiled one-token decoding step (`compile_decoding`)
+
+    def compile_decoding(self, enabled: bool = True, **compile_kwargs) -> DecoderLM:
+        """Decode through one compiled step with fixed-shape caches (inference only).
+
+        `new_caches` then returns :class:`StaticKVCache`s and every one-token cached forward (the
+        body of `generate`'s loop) runs a `torch.compile`d step: the ~30 small ops per layer of an
+        eager step (norms, RoPE, cache writes, views) become a few fused kernels, which is most of
+        the time of a batch-1 step on a CPU beside the weight matmuls. The first call for each
+        (batch, capacity) traces and compiles (seconds to a minute); later calls replay. Greedy
+        tokens equal the eager path's (tested). `compile_kwargs` go to `torch.compile` (default:
+        fullgraph, static shapes)."""
+        if not enabled:
+            self._step = None
+            return self
+        kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
+        self._step = torch.compile(self._decode_step, **kwargs)
+        return self
+
+    def _decode_step(
+        self, ids: torch.Tensor, caches: list[StaticKVCache], token_bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        return self(ids, caches=caches, token_bias=token_bias, last_only=True)
 
     @property
     def head_dim(self) -> int:
@@ -82,8 +107,9 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
 
     def new_caches(
         self, batch: int, capacity: int, device=None, dtype: torch.dtype | None = None
-    ) -> list[KVCache]:
-        """One empty KVCache per block, (batch, heads, capacity, head_dim) each.
+    ) -> list[KVCache] | list[StaticKVCache]:
+        """One empty KVCache per block, (batch, heads, capacity, head_dim) each (StaticKVCaches
+        sharing one position counter after `compile_decoding`).
 
         device defaults to the model's; dtype to the autocast dtype when autocast is on for that
         device (keys/values are then computed in it), else the model's parameter dtype."""
@@ -93,13 +119,19 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             autocast_on = torch.is_autocast_enabled(device.type)
             dtype = torch.get_autocast_dtype(device.type) if autocast_on else param.dtype
         c = self.config
+        if self._step is not None:  # compiled decoding: fixed shapes, fresh weight transposes
+            prepare_transposes(self)
+            # capacity rounded up to a multiple of CAPACITY_STEP, so prompts of different lengths
+            # share one compiled step (masked positions cost little beside the weights)
+            capacity = max(capacity, min(-(-capacity // CAPACITY_STEP) * CAPACITY_STEP, c.max_len))
+            return StaticKVCache.empty_stack(c.depth, batch, c.heads, capacity, self.head_dim, device, dtype)
         return [KVCache.empty(batch, c.heads, capacity, self.head_dim, device, dtype) for _ in range(c.depth)]
 
     def forward(
         self,
         ids: torch.Tensor | None,
         prefix: torch.Tensor | None = None,
-        caches: list[KVCache] | None = None,
+        caches: list[KVCache] | list[StaticKVCache] | None = None,
         start: int = 0,
         token_bias: torch.Tensor | None = None,
         last_only: bool = False,
@@ -113,27 +145,43 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         of positions they already hold, and the inputs are appended to them. `token_bias`
         (B, T, dim), optional, is added to the embeddings of the ids (a per-position condition,
         e.g. the AR de-tokenizer's feature under each image token)."""
+        static = bool(caches) and isinstance(caches[0], StaticKVCache)
+        compiling = torch.compiler.is_compiling()
+        if not compiling:
+            n_in = (0 if ids is None else ids.shape[1]) + (0 if prefix is None else prefix.shape[1])
+            self._check_caches(caches, start, n_in)
+            one_step = prefix is None and ids is not None and ids.shape[1] == 1
+            if static and one_step and self._step is not None:
+                return self._step(ids, caches, token_bias)
         x = self._embed(ids, prefix, token_bias)  # (B, P + T, dim)
         n = x.shape[1]
-        if n == 0:
-            raise ValueError("DecoderLM.forward needs a prefix or at least one id")
-        if start + n > self.config.max_len:
-            raise ValueError(f"sequence of {start + n} positions exceeds max_len {self.config.max_len}")
-        if caches is not None and (len(caches) != self.config.depth or caches[0].length != start):
-            raise ValueError(
-                f"need {self.config.depth} caches holding exactly start={start} positions, "
-                f"got {len(caches)} holding {caches[0].length if caches else 0}"
-            )
-        positions = torch.arange(start, start + n, device=x.device)
+        positions = caches[0].positions(n) if static else torch.arange(start, start + n, device=x.device)
         rope = None
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         else:
             rope = rope_1d(positions, self.head_dim)
         x = self.stack(x, rope=rope, causal=True, caches=caches)
+        if static:
+            caches[0].advance(n)  # the layers share one position counter
         # project only the positions whose next element is a token: from the last prefix element on
         first = n - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
         return self.head(x[:, first:])  # (B, N, V)
+
+    def _check_caches(self, caches: list | None, start: int, n: int) -> None:
+        if n == 0:
+            raise ValueError("DecoderLM.forward needs a prefix or at least one id")
+        if start + n > self.config.max_len:
+            raise ValueError(f"sequence of {start + n} positions exceeds max_len {self.config.max_len}")
+        if caches is None:
+            return
+        if len(caches) != self.config.depth or caches[0].length != start:
+            raise ValueError(
+                f"need {self.config.depth} caches holding exactly start={start} positions, "
+                f"got {len(caches)} holding {caches[0].length if caches else 0}"
+            )
+        if start + n > caches[0].k.shape[2]:
+            raise ValueError(f"KV cache full: {start} + {n} > capacity {caches[0].k.shape[2]}")
 
     def _embed(
         self, ids: torch.Tensor | None, prefix: torch.Tensor | None, token_bias: torch.Tensor | None = None

@@ -70,6 +70,60 @@ class KVCache:
         return self.k[:, :, : self.length], self.v[:, :, : self.length]
 
 
+@dataclass
+class StaticKVCache:
+    """Keys/values of one layer in fixed buffers (B, heads, capacity, head_dim), written where a
+    position *tensor* says: no shape and no Python number changes from one decoding step to the
+    next, so a compiled step (`DecoderLM.compile_decoding`) is traced once and replayed for every
+    token. Attention then reads the whole buffer under a mask (key j visible to the query at
+    position p iff j <= p), which is also what keeps a multi-token prefill causal.
+
+    `pos` (1,) long is the next position to write. The caches of one decoding share it and the
+    model advances it after every layer has written (`advance`)."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+    pos: torch.Tensor
+
+    @classmethod
+    def empty_stack(
+        cls, depth: int, batch: int, heads: int, capacity: int, head_dim: int, device, dtype
+    ) -> list[StaticKVCache]:
+        """`depth` empty caches sharing one position counter."""
+        pos = torch.zeros(1, dtype=torch.long, device=device)
+        shape = (batch, heads, capacity, head_dim)
+        return [
+            cls(
+                torch.zeros(shape, device=device, dtype=dtype),
+                torch.zeros(shape, device=device, dtype=dtype),
+                pos,
+            )
+            for _ in range(depth)
+        ]
+
+    @property
+    def length(self) -> int:
+        """Positions written so far (reads the counter: not for use inside compiled code)."""
+        return int(self.pos)
+
+    def positions(self, t: int) -> torch.Tensor:
+        """The positions (t,) the next t inputs take."""
+        return self.pos + torch.arange(t, device=self.pos.device)
+
+    def write(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Store k, v (B, heads, t, head_dim) at the next t positions -> (all keys, all values,
+        mask (t, capacity), True = attend)."""
+        where = self.positions(k.shape[2])
+        self.k.index_copy_(2, where, k.to(self.k.dtype))
+        self.v.index_copy_(2, where, v.to(self.v.dtype))
+        mask = torch.arange(self.k.shape[2], device=where.device)[None, :] <= where[:, None]
+        return self.k, self.v, mask
+
+    def advance(self, t: int) -> None:
+        """Move the shared counter past t written positions (once per forward, after all layers)."""
+        self.pos.add_(t)
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, qk_norm: bool = False) -> None:
         super().__init__()
@@ -88,7 +142,7 @@ class Attention(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         causal: bool = False,
         mask: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
     ) -> torch.Tensor:
         """x (B, T, dim); rope tables cover these T positions; mask broadcasts to (B, heads, T, S)
         (True = attend). With a cache, x holds only the new positions and attends to all cached."""
@@ -98,7 +152,12 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(torch.stack([q, k]), *rope)  # one rotation for both: fewer kernels
-        if cache is not None:
+        if isinstance(cache, StaticKVCache):
+            if mask is not None:
+                raise ValueError("a StaticKVCache makes its own mask; pass none")
+            k, v, mask = cache.write(k, v)
+            causal = False
+        elif cache is not None:
             past = cache.length
             k, v = cache.append(k, v)
             if causal and mask is None and T > 1:
@@ -189,7 +248,7 @@ class Stack(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         causal: bool = False,
         mask: torch.Tensor | None = None,
-        caches: list[KVCache] | None = None,
+        caches: list[KVCache] | list[StaticKVCache] | None = None,
     ) -> torch.Tensor:
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None

@@ -10,6 +10,16 @@ contiguous transpose of its weight. The cache is rebuilt whenever the weight cha
 step, `load_state_dict`, `.to(...)`), so training and weight loading behave exactly as
 `nn.Linear`; the parameters and the state dict are nn.Linear's. Cost: one extra copy of the
 weights of the layers that decode.
+
+The copy is also split by output columns into one slab per intra-op thread, (S, in, out / S),
+and multiplied as one batched matmul: the BLAS runs a few-row product on one thread however many
+it has, while a batch of S products runs on S. Measured here with 2 threads, the 29 weight
+matrices of a 21M-parameter Llama (67 MB) times one row: 4.4 ms unsplit, 3.2-3.4 ms in 2 slabs
+(4 slabs 3.7, 8 slabs 4.1); times two rows (guidance): 7.6 ms unsplit, 4.9 ms in 2 slabs.
+
+Inside `torch.compile` (`DecoderLM.compile_decoding`) a one-row batched matmul is lowered by
+inductor to a multiply-and-sum loop, 7x slower than the BLAS here, so the compiled step multiplies
+by an unsplit (in, out) copy instead, built by `prepare_transposes` before the step runs.
 """
 
 from __future__ import annotations
@@ -26,16 +36,45 @@ class Linear(nn.Linear):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._wt: torch.Tensor | None = None
+        self._wt: torch.Tensor | None = None  # eager decoding: (S, in, out / S)
         self._wt_key: tuple | None = None
+        self._wt_flat: torch.Tensor | None = None  # compiled decoding: (in, out)
+        self._wt_flat_key: tuple | None = None
 
     def _transposed(self) -> torch.Tensor:
+        """The decoding copy of the weight: (S, in, out / S), S slabs of output columns."""
         w = self.weight
-        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        slabs = torch.get_num_threads()
+        slabs = slabs if slabs > 1 and self.out_features % slabs == 0 else 1
+        key = (w._version, w.data_ptr(), w.dtype, w.device, slabs)
         if self._wt is None or self._wt_key != key:
-            self._wt = w.detach().t().contiguous()  # (in, out)
+            wt = w.detach().t()  # (in, out)
+            self._wt = wt.reshape(self.in_features, slabs, -1).permute(1, 0, 2).contiguous()
             self._wt_key = key
         return self._wt
+
+    def _flat_transposed(self) -> torch.Tensor:
+        """The compiled step's copy of the weight: (in, out), contiguous."""
+        w = self.weight
+        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        if self._wt_flat is None or self._wt_flat_key != key:
+            self._wt_flat = w.detach().t().contiguous()
+            self._wt_flat_key = key
+        return self._wt_flat
+
+    def _decode_matmul(self, x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+        """x (..., in) @ the slabs wt (S, in, out / S) -> (..., out) (+ bias)."""
+        rows = x.reshape(-1, self.in_features)
+        if wt.shape[0] == 1:
+            out = rows @ wt[0]
+        else:  # one batched product runs a slab per thread
+            out = (
+                torch.bmm(rows.expand(wt.shape[0], *rows.shape), wt)
+                .transpose(0, 1)
+                .reshape(rows.shape[0], -1)
+            )
+        out = out.view(*x.shape[:-1], self.out_features)
+        return out if self.bias is None else out + self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fast = (
@@ -45,9 +84,23 @@ class Linear(nn.Linear):
             and x.dtype == self.weight.dtype
             and not torch.is_autocast_enabled("cpu")
         )
-        if not fast:
-            if torch.is_grad_enabled():
-                self._wt = None  # training: free the copy (it is rebuilt after the steps anyway)
+        if torch.compiler.is_compiling():
+            # traced code cannot check the weight's version: a compiled decoding step uses the
+            # copy prepared before it runs (`prepare_transposes`), else the plain layout
+            if fast and self._wt_flat is not None:
+                out = x @ self._wt_flat
+                return out if self.bias is None else out + self.bias
             return F.linear(x, self.weight, self.bias)
-        out = x @ self._transposed()
-        return out if self.bias is None else out + self.bias
+        if not fast:
+            if torch.is_grad_enabled():  # training: free the copies (rebuilt after the steps anyway)
+                self._wt = self._wt_flat = None
+            return F.linear(x, self.weight, self.bias)
+        return self._decode_matmul(x, self._transposed())
+
+
+def prepare_transposes(module: nn.Module) -> None:
+    """Build (or refresh) the compiled decoding copy of every `Linear` in `module`: the compiled
+    step cannot rebuild them inside the trace."""
+    for m in module.modules():
+        if isinstance(m, Linear):
+            m._flat_transposed()
