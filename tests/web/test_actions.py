@@ -8,7 +8,7 @@ from PIL import Image
 
 from dialect.core.errors import DialectError
 from dialect.data import user_image
-from dialect.unified.pipeline import load_image_tensor
+from dialect.data.user_image import load_image_tensor
 from dialect.web.actions import CAPTION_REQUEST, PREVIEW, SHAPEWORLD_SEED, DemoActions, Sampling, show
 from dialect.world import WorldConfig, make_example
 

@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 import dialect
+from dialect.data.user_image import load_image_tensor
 from dialect.eval.understanding import attribute_f1
 from dialect.unified.chat import chat
-from dialect.unified.pipeline import load_image_tensor
 from dialect.web.actions import CAPTION_REQUEST, SHAPEWORLD_SEED
 from dialect.world import WorldConfig, make_example, parse_image
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from dialect.cli.tokenize import load_image
 from dialect.core.errors import DialectError
 from dialect.core.images import save_grid
+from dialect.data.user_image import load_image_tensor
 from dialect.detok import DECODERS, ARDTok, DifDTok
 
 DEFAULT_PATHS = {"ar": "runs/tiny/ardtok/model", "diffusion": "runs/tiny/difdtok/model"}
@@ -105,7 +105,7 @@ def run_detokenize(args: argparse.Namespace) -> int:
 def run_reconstruct(args: argparse.Namespace) -> int:
     kw = _sampling(args)
     model = load_detokenizer(args.decoder, args.model)
-    image = load_image(args.image, model.condition.tatok.config.teacher.image_size)
+    image = load_image_tensor(args.image, model.condition.tatok.config.teacher.image_size)
     t0 = time.perf_counter()
     out = model.reconstruct(image, args.scale, seed=args.seed, **kw)
     seconds = time.perf_counter() - t0

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 from dialect.data.user_image import load_image_tensor
 from dialect.tokenizers.tatok import TATok, token_string
 
@@ -26,15 +24,10 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_image(path: str, size: int) -> torch.Tensor:
-    """An image file -> (1, 3, size, size) in [-1, 1]; unusable files -> DialectError."""
-    return load_image_tensor(path, size)
-
-
 def run(args: argparse.Namespace) -> int:
     model = TATok.from_pretrained(args.model).eval()
     model._check_scale(args.scale)
-    image = load_image(args.image, model.config.teacher.image_size)
+    image = load_image_tensor(args.image, model.config.teacher.image_size)
     ids = model.encode_ids(image, args.scale)[0]
     side = model.scale_side(args.scale)
     words = model.codebook_words(ids)

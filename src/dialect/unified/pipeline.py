@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from dialect.core.errors import DialectError
-from dialect.data.user_image import MAX_PIXELS, load_image_tensor  # noqa: F401  (re-exported)
+from dialect.data.user_image import load_image_tensor
 from dialect.detok import DECODERS
 from dialect.detok.condition import resolve_generator
 from dialect.lm import SamplingConfig

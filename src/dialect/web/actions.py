@@ -22,11 +22,12 @@ from PIL import Image
 
 from dialect.core.errors import DialectError
 from dialect.core.images import to_uint8
+from dialect.data.user_image import load_image_tensor
 from dialect.detok import DECODERS
 from dialect.lm import SamplingConfig
 from dialect.tokenizers.tatok import token_string
 from dialect.unified.chat import Exchange, chat
-from dialect.unified.pipeline import Dialect, default_model_path, load_image_tensor
+from dialect.unified.pipeline import Dialect, default_model_path
 from dialect.unified.tasks import REQUESTS
 from dialect.web.overlay import token_overlay
 from dialect.world import WorldConfig, make_example

@@ -27,8 +27,9 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio reads it: no t
 import gradio as gr  # noqa: E402
 
 from dialect.core.errors import DialectError  # noqa: E402
+from dialect.data.user_image import MAX_PIXELS  # noqa: E402
 from dialect.detok import DECODERS  # noqa: E402
-from dialect.unified.pipeline import MAX_IMAGES, MAX_PIXELS, MAX_PROMPT_CHARS, Dialect  # noqa: E402
+from dialect.unified.pipeline import MAX_IMAGES, MAX_PROMPT_CHARS, Dialect  # noqa: E402
 from dialect.web.actions import CAPTION_REQUEST, DemoActions, LoadedImage, Sampling  # noqa: E402
 
 MODEL_QUEUE = {"concurrency_limit": 1, "concurrency_id": "model"}  # one model call at a time, in order
