@@ -7,9 +7,11 @@ Reproduce (tiny presets, CPU; each step reuses the previous one's output):
     python experiments/detok_fidelity.py --ar runs/tiny/ardtok/model --diffusion runs/tiny/difdtok/model
 
 Writes experiments/results/detok_fidelity.md (and .json, and one example sheet per decoder and
-scale under experiments/results/detok_fidelity/): for each decoder x scale on `--n` held-out
-ShapeWorld scenes (heldout split: every scene holds an unseen colour-shape pair), semantic
-fidelity (graded scene == original scene), PSNR, SSIM and seconds per image on this machine.
+scale under experiments/results/detok_fidelity/): for each decoder x scale on `--n` unseen
+ShapeWorld scenes, semantic fidelity (graded scene == original scene), PSNR, SSIM and seconds per
+image on this machine. `--split heldout` (the default): every scene holds a colour-shape pair that
+no training scene has (compositional generalisation); `--split train`: fresh scenes drawn like the
+training ones (never seen either: other seeds).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from dialect.cli.detok import load_detokenizer
 from dialect.core.images import save_grid
 from dialect.eval.recon import EVAL_SEED, evaluate_reconstruction, score_reconstructions
 from dialect.world import WorldConfig
+
+try:
+    from experiments.notes import write_keeping_notes
+except ImportError:  # run as a script from the repo root
+    from notes import write_keeping_notes
 
 OUT = Path(__file__).parent / "results" / "detok_fidelity"
 
@@ -48,6 +55,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="held-out scenes per decoder and scale")
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--scales", type=int, nargs="+", default=None, help="TA-Tok scales (default: all)")
+    ap.add_argument(
+        "--split", default="heldout", choices=("heldout", "train"),
+        help="heldout: scenes with unseen colour-shape pairs (default); train: fresh training-like scenes",
+    )  # fmt: skip
     ap.add_argument("--merge", action="store_true", help="keep the other models' rows of the last run")
     ap.add_argument("--table-only", action="store_true", help="rewrite the .md from the .json, run nothing")
     args = ap.parse_args()
@@ -63,48 +74,55 @@ def main() -> None:
     for kind, path in [] if args.table_only else todo:
         model = load_detokenizer(kind, path)
         run = Path(path).parent  # the run folder, named with its parent (runs/tiny/x vs runs/all/x)
-        label = f"{kind} ({run.parent.name}/{run.name})"
+        tag = "" if args.split == "heldout" else " [train split]"
+        label = f"{kind} ({run.parent.name}/{run.name}){tag}"
         if "pixelvq" not in raw:  # the pixel VQ alone: what a perfect de-tokenizer could reach
             codec = lambda x, b, m=model: m.codec(x).clamp(-1, 1)  # noqa: E731
             row, _ = score_reconstructions(codec, WorldConfig(), args.n, args.batch_size, desc="pixel VQ")
             raw["pixelvq"] = {"model": "codec of " + path, "machine": machine, "results": {"image": row}}
         res, examples = evaluate_reconstruction(
-            model, WorldConfig(), n=args.n, scales=args.scales, batch_size=args.batch_size
+            model, WorldConfig(), n=args.n, scales=args.scales, batch_size=args.batch_size, split=args.split
         )
-        raw[label] = {"model": path, "machine": machine, "sampling": sampling_of(kind, model), "results": res}
+        raw[label] = {
+            "model": path, "machine": machine, "sampling": sampling_of(kind, model), "split": args.split,
+            "results": res,
+        }  # fmt: skip
         for scale, (originals, recons) in examples.items():
             pairs = np.stack([originals[:16], recons[:16]], axis=1).reshape(-1, *originals.shape[1:])
-            name = label.replace(" (", "_").rstrip(")").replace("/", "-")
+            name = label.replace(" [train split]", "_train").replace(" (", "_").replace(")", "")
+            name = name.replace("/", "-")
             save_grid(pairs, OUT / f"{name}_{scale}.png", ncols=8)
         print(f"{label}: {json.dumps(res)}")
     rows = []
     for label, entry in raw.items():
         # entries written before the column existed used the configs' defaults of that time
         sampling = entry.get("sampling") or LEGACY_SAMPLING.get(label.split(" ")[0], "-")
+        split = "train" if entry.get("split") == "train" else "held-out pairs"  # earlier rows: heldout
         for scale, r in entry["results"].items():
             what = (
                 "image -> 256 pixel codes -> image" if label == "pixelvq" else f"{scale} ({r['tokens']} tok)"
             )
             rows.append(
-                f"| {label} | {what} | {sampling} | {r['n']} | {r['fidelity']:.3f} | {r['psnr']:.2f} "
-                f"| {r['ssim']:.3f} | {r['sec_per_image']:.3f} |"
+                f"| {label} | {what} | {sampling} | {split} | {r['n']} | {r['fidelity']:.3f} "
+                f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['sec_per_image']:.3f} |"
             )
     table = (
         "# De-tokenizers: TA-Tok ids -> pixels, per scale\n\n"
         "Command: `python experiments/detok_fidelity.py --ar FOLDER --diffusion FOLDER [--merge]` (models "
-        f"and machines in the .json); held-out ShapeWorld scenes (split heldout, seed {EVAL_SEED}, 1-4 "
-        f"objects), batch {args.batch_size}. Fidelity = the graded reconstruction equals the original scene "
+        f"and machines in the .json); unseen ShapeWorld scenes (seed {EVAL_SEED}, 1-4 objects), batch "
+        f"{args.batch_size}; column 'split': 'held-out pairs' = `--split heldout` (the default: every "
+        "scene holds a colour-shape pair no training scene has), 'train' = `--split train` (fresh scenes "
+        "drawn like the training ones). Fidelity = the graded reconstruction equals the original scene "
         "(shape, colour, size, 3x3 position of every object); PSNR/SSIM on [0, 1]; seconds per image = "
         "tokenize + de-tokenize at that batch size, with each model's default sampling (column "
         "'sampling': AR guidance g and temperature t, 0 = greedy; diffusion Euler steps and guidance). "
         "Example sheets (input, reconstruction, ...): "
         "`detok_fidelity/<decoder>_<root>-<run>_scale<k>.png`.\n\n"
-        "| decoder | scale | sampling | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| decoder | scale | sampling | split | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     print(table)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".md").write_text(table)
+    write_keeping_notes(OUT.with_suffix(".md"), table)
     OUT.with_suffix(".json").write_text(json.dumps(raw, indent=2))
 
 

@@ -5,10 +5,12 @@
 1. copies the folder's `tar/` and de-tokenizer folders to DEST with weights cast to `--dtype`
    (bf16 halves the size; the benchmarks below run on the cast copy, so they measure what ships);
 2. runs VQA-mini, caption attribute F1, GenEval-mini and Edit-mini (fixed seeds, train split and
-   the held-out attribute split; GenEval-mini also split by prompts naming a held-out pair; VQA-mini
-   of the cast copy against the full-precision source) and writes DEST/README.md (the model card:
-   how it was trained, data, metrics with 95% intervals, limits) and DEST/metrics.json.
-The stage times come from `train all`'s timings.json in the model folder.
+   the held-out attribute split; GenEval-mini also split by prompts naming a held-out pair; the two
+   image-grading benchmarks once per shipped de-tokenizer; VQA-mini of the cast copy against the
+   full-precision source) and writes DEST/README.md (the model card: how it was trained, data,
+   metrics with 95% intervals, limits) and DEST/metrics.json.
+The stage times come from `train all`'s timings.json in the model folder; `--note "..."` adds what
+they do not tell (e.g. a stage trained longer than its preset).
 
     python experiments/ship_model.py --card-only [--dest DIR]
 
@@ -45,6 +47,12 @@ def cast_copy(src: Path, dest: Path, dtype: torch.dtype) -> None:
     save_file(cast, str(dest / "model.safetensors"))
 
 
+def gen_key(name: str, decoder: str) -> str:
+    """metrics.json key of an image-grading benchmark: the AR de-tokenizer's keeps the plain name
+    (`edit/train`, `geneval/all`), another decoder's gets `@decoder` appended."""
+    return name if decoder == "ar" else f"{name}@{decoder}"
+
+
 def fmt(r: dict) -> str:
     lo, hi = r["ci95"]
     return f"{r['value']:.3f} [{lo:.3f}, {hi:.3f}] (n={r['n']})"
@@ -58,10 +66,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="scenes for VQA / captions / edits")
     ap.add_argument("--prompts", type=int, default=10, help="GenEval-mini prompts per category")
     ap.add_argument("--card-only", action="store_true", help="rewrite DEST/README.md from DEST/metrics.json")
+    ap.add_argument(
+        "--note", default=None,
+        help="training detail the stage times do not tell (e.g. an optional stage's steps); printed under "
+        "'How it was trained' and kept in metrics.json",
+    )  # fmt: skip
     args = ap.parse_args()
     dest = Path(args.dest)
     if args.card_only:
-        write_card(dest, json.loads((dest / "metrics.json").read_text()), args)
+        metrics = json.loads((dest / "metrics.json").read_text())
+        if args.note:  # kept, so the next --card-only prints it too
+            metrics.setdefault("settings", {})["note"] = args.note
+            (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_card(dest, metrics, args)
         return
     if not args.model:
         ap.error("give the model folder to evaluate (or --card-only)")
@@ -79,8 +96,11 @@ def main() -> None:
     for split in ("train", "heldout"):
         metrics[f"vqa/{split}"] = vqa_mini(d, n=args.n, split=split)
         metrics[f"caption/{split}"] = caption_f1(d, n=args.n, split=split)
-        metrics[f"edit/{split}"] = edit_mini(d, n=args.n, split=split)[0]
-    metrics["geneval/all"] = geneval_mini(d, n_per_category=args.prompts)[0]
+    # the graded-image benchmarks once per shipped de-tokenizer (same prompts, scenes and seeds)
+    for dec in sorted(d.decoders):
+        for split in ("train", "heldout"):
+            metrics[gen_key(f"edit/{split}", dec)] = edit_mini(d, n=args.n, split=split, decoder=dec)[0]
+        metrics[gen_key("geneval/all", dec)] = geneval_mini(d, n_per_category=args.prompts, decoder=dec)[0]
     # does the cast copy keep the quality? the same VQA-mini scenes on the full-precision source
     full = Dialect.from_pretrained(src)
     metrics["dtype_check"] = {
@@ -91,7 +111,7 @@ def main() -> None:
     metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
     cpu = platform.processor() or platform.machine()
     metrics["machine"] = f"{torch.get_num_threads()} thread(s), {cpu}, torch {torch.__version__}"
-    metrics["settings"] = {"dtype": args.dtype, "n": args.n, "prompts": args.prompts}
+    metrics["settings"] = {"dtype": args.dtype, "n": args.n, "prompts": args.prompts, "note": args.note or ""}
     (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_card(dest, metrics, args)
 
@@ -99,30 +119,40 @@ def main() -> None:
 def write_card(dest: Path, metrics: dict, args) -> None:
     """DEST/README.md from the metrics, the stage times and the shipped folders' configs."""
     for key, value in metrics.get("settings", {}).items():  # what the metrics were measured with
-        setattr(args, key, value)
+        if not (key == "note" and args.note):  # a note given now replaces the stored one
+            setattr(args, key, value)
     parts = sorted(p.name for p in dest.iterdir() if (p / "config.json").is_file())
     timings = json.loads((dest / "timings.json").read_text()) if (dest / "timings.json").is_file() else {}
     size_mb = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file() and f.name != "README.md") / 2**20
-    ar = json.loads((dest / "ar" / "config.json").read_text()) if "ar" in parts else None
-    (dest / "README.md").write_text(card(metrics, timings, size_mb, args, parts, ar))
+    ar, dif = (
+        json.loads((dest / p / "config.json").read_text()) if p in parts else None
+        for p in ("ar", "diffusion")
+    )
+    (dest / "README.md").write_text(card(metrics, timings, size_mb, args, parts, ar, dif))
     print((dest / "README.md").read_text())
 
 
-def card(m: dict, timings: dict, size_mb: float, args, parts: list[str], ar: dict | None) -> str:
+def card(
+    m: dict, timings: dict, size_mb: float, args, parts: list[str], ar: dict | None, dif: dict | None
+) -> str:
     rows = []
     for split in ("train", "heldout"):
         v = m[f"vqa/{split}"]
         rows.append(f"| VQA-mini overall ({split}) | {fmt(v['overall'])} |")
         rows += [f"| VQA-mini {t} ({split}) | {fmt(r)} |" for t, r in v["by_type"].items()]
         rows.append(f"| caption attribute F1 ({split}) | {fmt(m[f'caption/{split}']['f1'])} |")
-        e = m[f"edit/{split}"]
-        rows.append(f"| Edit-mini overall ({split}) | {fmt(e['overall'])} |")
-        rows += [f"| Edit-mini {t} ({split}) | {fmt(r)} |" for t, r in e["by_type"].items()]
-    g = m["geneval/all"]
-    rows.append(f"| GenEval-mini overall | {g['overall']:.3f} (mean of categories) |")
-    rows += [f"| GenEval-mini {c} | {fmt(r)} |" for c, r in g["by_category"].items()]
-    rows.append(f"| GenEval-mini, prompts naming a held-out colour-shape pair | {fmt(g['heldout_pairs'])} |")
-    rows.append(f"| GenEval-mini, the other prompts | {fmt(g['seen_pairs'])} |")
+    for dec in [p for p in parts if p != "tar" and gen_key("geneval/all", p) in m]:
+        tag = f"{dec} de-tokenizer"
+        for split in ("train", "heldout"):
+            e = m[gen_key(f"edit/{split}", dec)]
+            rows.append(f"| Edit-mini overall ({split}, {tag}) | {fmt(e['overall'])} |")
+            rows += [f"| Edit-mini {t} ({split}, {tag}) | {fmt(r)} |" for t, r in e["by_type"].items()]
+        g = m[gen_key("geneval/all", dec)]
+        rows.append(f"| GenEval-mini overall ({tag}) | {g['overall']:.3f} (mean of categories) |")
+        rows += [f"| GenEval-mini {c} ({tag}) | {fmt(r)} |" for c, r in g["by_category"].items()]
+        heldout_pairs = fmt(g["heldout_pairs"])
+        rows.append(f"| GenEval-mini, prompts naming a held-out pair ({tag}) | {heldout_pairs} |")
+        rows.append(f"| GenEval-mini, the other prompts ({tag}) | {fmt(g['seen_pairs'])} |")
     dc = m["dtype_check"]
     cast, full = dc[args.dtype]["value"], dc["fp32"]["value"]
     rows.append(f"| VQA-mini, {args.dtype} weights vs fp32 (same 100 scenes) | {cast:.3f} vs {full:.3f} |")
@@ -135,6 +165,11 @@ def card(m: dict, timings: dict, size_mb: float, args, parts: list[str], ar: dic
         if ar
         else ""
     )
+    if dif:
+        sampling += (
+            f" The diffusion de-tokenizer takes {dif['sample_steps']} Euler steps at guidance"
+            f" {dif['guidance']:g}."
+        )
     return f"""# dialect default model (tiny preset)
 
 The model `dialect caption|ask|generate|edit` use when no `--model` is given.
@@ -144,12 +179,13 @@ The model `dialect caption|ask|generate|edit` use when no `--model` is given.
   MiniLM word embeddings, 64/16/4 tokens per 64x64 image) and the de-tokenizer(s) {decoders}.
 - **How it was trained**: `dialect train all --preset tiny` on a 2-core CPU, from scratch, on procedural
   ShapeWorld data only (captions, VQA, text-to-image, image-to-image, edits).
-  Stage times: {stage_times or "not recorded"}.
+  Stage times: {stage_times or "not recorded"}.{" " + args.note if getattr(args, "note", "") else ""}
 - **Weights**: stored in {args.dtype} ({size_mb:.1f} MB for the folder); every metric below was measured on
   this cast copy.
 - **Metrics** (`python experiments/ship_model.py`; fixed benchmark seeds; 95% Wilson/bootstrap intervals;
-  {args.n} scenes for VQA/captions/edits, {args.prompts} prompts per GenEval category x 4 images; AR
-  de-tokenizer, finest scale; {m["machine"]}; {m["eval_seconds"] / 60:.1f} min).{sampling}
+  {args.n} scenes for VQA/captions/edits, {args.prompts} prompts per GenEval category x 4 images; images
+  drawn at the finest scale by each de-tokenizer named in the row; {m["machine"]};
+  {m["eval_seconds"] / 60:.1f} min).{sampling}
 
 | benchmark | score |
 |---|---|
@@ -158,10 +194,10 @@ The model `dialect caption|ask|generate|edit` use when no `--model` is given.
 - **Limits**: a toy world (64x64 coloured shapes on white); trained for CPU-minutes, so it is far from the
   paper's numbers and from the project's targets (see the issues). Images that are not ShapeWorld-like are
   read as the nearest ShapeWorld scene. Drawing is the weakest part: even from the tokens of a real
-  image, the AR de-tokenizer redraws the whole scene right (every object's shape, colour, size and
+  image, the de-tokenizers redraw the whole scene right (every object's shape, colour, size and
   place) only for a minority of scenes
-  ([ardtok_sampling.md](../../../../experiments/results/ardtok_sampling.md)), so GenEval-mini and
-  Edit-mini, which grade the drawn image, stay near zero while the LM's answers and captions, read
+  ([detok_fidelity.md](../../../../experiments/results/detok_fidelity.md)), so GenEval-mini and
+  Edit-mini, which grade the drawn image, stay low while the LM's answers and captions, read
   from the tokens directly, are far better (`experiments/results/`).
 """
 

@@ -26,6 +26,11 @@ from dialect.tokenizers.tatok import TATok
 from dialect.world import WorldConfig, make_example
 from dialect.world.scene import SHAPES, SIZES
 
+try:
+    from experiments.notes import write_keeping_notes
+except ImportError:  # run as a script from the repo root
+    from notes import write_keeping_notes
+
 OUT = Path(__file__).parent / "results" / "tatok_object_cells"
 SEED = 77
 
@@ -65,9 +70,6 @@ def probe_folder(path: str, n: int) -> dict:
     return out
 
 
-MARK = "<!-- notes -->"  # text after this line of the .md is kept when the table is rewritten
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="TA-Tok folders")
@@ -94,10 +96,7 @@ def main() -> None:
             lines.append(
                 f"| {m} | {codes} | {name} | {p['shape']:.3f} | {p['color']:.3f} | {p['size']:.3f} |"
             )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    md = OUT.with_suffix(".md")
-    notes = md.read_text().split(MARK, 1)[1] if md.is_file() and MARK in md.read_text() else "\n"
-    md.write_text("\n".join(lines) + "\n\n" + MARK + notes)
+    write_keeping_notes(OUT.with_suffix(".md"), "\n".join(lines))
     OUT.with_suffix(".json").write_text(json.dumps(results, indent=2))
     print("\n".join(lines))
 

@@ -30,10 +30,17 @@ def test_attribute_f1():
     assert attribute_f1("", ex["scene"]) == 0.0
 
 
-class Oracle:
-    """Answers from the ground truth it is built with (keyed by image bytes and text)."""
+class Stub:
+    """What the benchmarks ask of a model besides its answers: image size, de-tokenizer names."""
 
     image_size = 64
+
+    def resolve_decoder(self, decoder):
+        return decoder or "ar"
+
+
+class Oracle(Stub):
+    """Answers from the ground truth it is built with (keyed by image bytes and text)."""
 
     def __init__(self, seed, split, n, edits=False):
         self.qa, self.caps, self.edits = {}, {}, {}
@@ -61,9 +68,7 @@ class Oracle:
         )
 
 
-class Blank:
-    image_size = 64
-
+class Blank(Stub):
     def ask(self, images, questions):
         return ["red"] * len(images)
 

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from detok.test_ar import _model as micro_ar
+from detok.test_diffusion import _model as micro_diffusion
 from dialect.cli.main import main
 from dialect.core.errors import DialectError
 from dialect.core.images import to_uint8
@@ -69,6 +70,21 @@ def test_bad_inputs_give_clear_errors(folder, image_file, tmp_path, monkeypatch)
         d.caption(image_file)
     with pytest.raises(DialectError, match="not a Dialect model folder"):
         Dialect.from_pretrained(tmp_path)
+
+
+def test_the_diffusion_decoder_is_the_default_when_shipped(folder, tmp_path):
+    import shutil
+
+    assert Dialect.from_pretrained(folder).default_decoder == "ar"  # the only one shipped
+    shutil.copytree(folder, tmp_path / "m")
+    dif = micro_diffusion()
+    dif.condition.load_tatok(Dialect.from_pretrained(folder).tar.tatok)
+    dif.save_pretrained(tmp_path / "m" / "diffusion")
+    d = Dialect.from_pretrained(tmp_path / "m")
+    assert d.default_decoder == "diffusion" and d.resolve_decoder("ar") == "ar"
+    plain = d.generate("a red ball", n=2, scale=1, seed=0)
+    assert torch.equal(plain, d.generate("a red ball", n=2, scale=1, seed=0, decoder="diffusion"))
+    assert not torch.equal(plain, d.generate("a red ball", n=2, scale=1, seed=0, decoder="ar"))
 
 
 def test_a_decoder_reading_another_tatok_is_refused(folder, tmp_path):

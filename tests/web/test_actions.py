@@ -93,8 +93,8 @@ def test_generate_limits_give_clear_messages(actions):
         actions.generate("a red circle", 1.5, Sampling())
     with pytest.raises(DialectError, match="number of images"):
         actions.generate("a red circle", None, Sampling())
-    with pytest.raises(DialectError, match="no 'diffusion' de-tokenizer; it ships ar"):
-        actions.generate("a red circle", 1, Sampling(decoder="diffusion"))
+    with pytest.raises(DialectError, match="no 'pixels' de-tokenizer; it ships ar, diffusion"):
+        actions.generate("a red circle", 1, Sampling(decoder="pixels"))
     with pytest.raises(DialectError, match="top_p"):
         actions.generate("a red circle", 1, Sampling(top_p=1.5))
     with pytest.raises(DialectError, match="scale must be in"):
@@ -109,13 +109,15 @@ def test_edit_and_dialect_view(actions, shipped, scene_file):
         actions.edit(img, "", Sampling())
     overlay, recons, words, summary = actions.dialect_view(img, 1.0)
     assert overlay.shape == (512, 512, 3)
-    assert [label for _, label in recons] == ["input", "ar de-tokenizer, from 16 tokens"]
+    labels = ["input", "ar de-tokenizer, from 16 tokens", "diffusion de-tokenizer, from 16 tokens"]
+    assert [label for _, label in recons] == labels  # every shipped de-tokenizer
     ids = shipped.tar.tatok.encode_ids(img.tensor, 1)
     assert np.array_equal(recons[1][0], show(shipped.decode(ids, 1, "ar", 0)[0]))
+    assert np.array_equal(recons[2][0], show(shipped.decode(ids, 1, "diffusion", 0)[0]))
     token_line, rows = words.split("\n\n")
     assert token_line.startswith("<S1><I") and len(rows.splitlines()) == 4
     assert rows.split() == shipped.tar.tatok.codebook_words(ids[0])
-    assert "16 tokens (4x4)" in summary and "no diffusion de-tokenizer" in summary
+    assert "16 tokens (4x4)" in summary and "ships no" not in summary
     with pytest.raises(DialectError, match="no image yet"):
         actions.dialect_view(None, 0)
 

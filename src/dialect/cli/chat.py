@@ -27,7 +27,10 @@ def _image_out(p: argparse.ArgumentParser, n: bool = False) -> None:
     p.add_argument("-o", "--out", required=True, help="output PNG (a grid when several images)")
     p.add_argument("--each", action="store_true", help="also write OUT_0.png, OUT_1.png, ...")
     p.add_argument("--scale", type=int, default=0, help="TA-Tok scale of the image tokens (0 = finest)")
-    p.add_argument("--decoder", default="ar", help="de-tokenizer: ar | diffusion (default ar)")
+    p.add_argument(
+        "--decoder", default=None,
+        help="de-tokenizer: ar | diffusion (default: diffusion when the model ships it, else ar)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--temperature", type=float, default=None, help="LM temperature (default 1.0)")
     p.add_argument("--top-k", type=int, default=None, help="LM top-k (default 1200)")

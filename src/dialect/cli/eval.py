@@ -32,7 +32,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="benchmark seed (default: the fixed one)")
     p.add_argument("--split", default=None, help="ShapeWorld split: train | heldout (default train)")
     p.add_argument("--scale", type=int, default=0, help="TA-Tok scale for image outputs (default 0)")
-    p.add_argument("--decoder", default="ar", help="de-tokenizer for image outputs (default ar)")
+    p.add_argument(
+        "--decoder", default=None,
+        help="de-tokenizer for image outputs: ar | diffusion (default: diffusion when the model ships it)",
+    )  # fmt: skip
     p.add_argument(
         "--inception-weights",
         default=None,
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         network = load_feature_network(args.inception_weights)
     model = Dialect.from_pretrained(args.model)
+    args.decoder = model.resolve_decoder(args.decoder)  # named in the results, whichever was picked
     kw = {k: v for k, v in (("seed", args.seed), ("split", args.split)) if v is not None}
     examples = {}
     if args.benchmark == "vqa":
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         from dialect.world import WorldConfig
 
         rows, pairs = evaluate_reconstruction(
-            model._decoder(args.decoder), WorldConfig(), n=args.n or 500, **kw
+            model.decoders[args.decoder], WorldConfig(), n=args.n or 500, **kw
         )
         res = {"benchmark": f"recon-{args.decoder}", "scales": rows}
         res["by_type"] = {k: {**proportion(round(r["fidelity"] * r["n"]), r["n"])} for k, r in rows.items()}

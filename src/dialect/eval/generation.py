@@ -36,10 +36,12 @@ PROMPT_SET_VERSION = 1  # bump when world.prompts changes what a (seed, index) p
 
 
 def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, seed: int = GENEVAL_SEED,
-                 split: str = "all", scale: int = 0, decoder: str = "ar", progress: bool = True,
+                 split: str = "all", scale: int = 0, decoder: str | None = None, progress: bool = True,
                  world: WorldConfig | None = None, **sampling) -> tuple[dict, dict]:  # fmt: skip
-    """-> (results, {"pass": [uint8 images], "fail": [...]}) (up to 16 examples each)."""
+    """-> (results, {"pass": [uint8 images], "fail": [...]}) (up to 16 examples each).
+    `decoder` None: the model's default de-tokenizer (the results name the one used)."""
     world = world or WorldConfig(size=model.image_size)
+    decoder = model.resolve_decoder(decoder)
     prompts = make_prompts(n_per_category, seed, world, split=split)
     hits, totals = Counter(), Counter()
     examples: dict[str, list[np.ndarray]] = {"pass": [], "fail": []}
@@ -74,10 +76,11 @@ def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, se
 
 
 def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", scale: int = 0,
-              decoder: str = "ar", batch_size: int = 25, progress: bool = True,
+              decoder: str | None = None, batch_size: int = 25, progress: bool = True,
               world: WorldConfig | None = None, **sampling) -> tuple[dict, dict]:  # fmt: skip
-    """-> (results, {"pass": [source|output pairs], "fail": [...]})."""
+    """-> (results, {"pass": [source|output pairs], "fail": [...]}); `decoder` as in `geneval_mini`."""
     world = world or WorldConfig(size=model.image_size)
+    decoder = model.resolve_decoder(decoder)
     items = []
     for i in range(n):
         ex, attempt = make_example(i, seed, world, split), 0
@@ -109,7 +112,7 @@ FID_SEED = 7_000_003
 
 
 def generation_fid(model, network, network_name: str, n: int = 500, seed: int = FID_SEED, scale: int = 0,
-                   decoder: str = "ar", batch_size: int = 16, progress: bool = True,
+                   decoder: str | None = None, batch_size: int = 16, progress: bool = True,
                    world: WorldConfig | None = None, **sampling) -> tuple[dict, dict]:  # fmt: skip
     """FID / KID of text-to-image samples against renders of the scenes their prompts describe.
 
@@ -121,6 +124,7 @@ def generation_fid(model, network, network_name: str, n: int = 500, seed: int = 
     from dialect.world.scene import sample_scene
 
     world = world or WorldConfig(size=model.image_size)
+    decoder = model.resolve_decoder(decoder)  # None: the model's default, named in the results
     rng = np.random.default_rng(seed)
     scenes = [sample_scene(rng, world) for _ in range(n)]
     real = np.stack([render(s, world) for s in scenes])

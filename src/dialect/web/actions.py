@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ class Sampling:
     top-k 1200, top-p 0.95; de-tokenizer: its own guidance); seed None = unseeded."""
 
     scale: int = 0
-    decoder: str = "ar"
+    decoder: str | None = None  # None: the model's default de-tokenizer
     seed: int | None = 0
     temperature: float | None = None
     top_k: int | None = None
@@ -180,6 +180,8 @@ class DemoActions:
     def _sampling(self, sampling: Sampling) -> Sampling:
         """Check the controls with the LM's own rules before any work starts."""
         self.tokens_at(sampling.scale)
+        if sampling.decoder is None:
+            sampling = replace(sampling, decoder=self.d.default_decoder)
         if sampling.decoder not in self.d.decoders:
             raise DialectError(
                 f"this model has no '{sampling.decoder}' de-tokenizer; it ships {', '.join(self.d.decoders)}"

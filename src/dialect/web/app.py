@@ -112,7 +112,8 @@ def _sampling_controls(prefix: str, actions: DemoActions) -> list:
             elem_id=f"{prefix}-scale",
         )  # fmt: skip
         decoder = gr.Radio(
-            list(DECODERS), value="ar", label="De-tokenizer", info=f"this model ships: {shipped}",
+            list(DECODERS), value=actions.d.default_decoder, label="De-tokenizer",
+            info=f"this model ships: {shipped}",
             elem_id=f"{prefix}-decoder",
         )  # fmt: skip
         seed = gr.Number(value=0, precision=0, label="Seed (blank = random)", elem_id=f"{prefix}-seed")
