@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from dialect.nn.linear import FEW_ROWS, Linear
+from dialect.nn.linear import FEW_ROWS, Linear, prepare_transposes
 
 
 def test_inference_fast_path_equals_nn_linear_and_follows_weight_updates():
@@ -52,5 +52,30 @@ def test_fast_path_splits_the_weight_into_one_slab_per_thread():
                     got = layer(x)
                 assert layer._wt.shape == (slabs, 64, out_features // slabs)
                 torch.testing.assert_close(got, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-6)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_compiled_step_multiplies_through_the_slab_operator():
+    """Inside torch.compile the fast path calls `dialect::slab_matmul` (inductor would lower a
+    one-row batched product to a slow loop); it equals nn.Linear for one and two rows."""
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        layer = Linear(64, 96)
+        prepare_transposes(layer)
+        assert layer._wt.shape == (2, 64, 48)
+        step = torch.compile(layer, fullgraph=True, dynamic=False)
+        for rows in (1, 2):
+            x = torch.randn(rows, 64)
+            with torch.inference_mode(), torch.profiler.profile() as prof:
+                got = step(x)
+            assert "dialect::slab_matmul" in {e.key for e in prof.key_averages()}
+            with torch.inference_mode():
+                direct = torch.ops.dialect.slab_matmul(x, layer._wt) + layer.bias
+            expected = F.linear(x, layer.weight, layer.bias)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(direct, expected, rtol=1e-5, atol=1e-5)
     finally:
         torch.set_num_threads(before)

@@ -17,9 +17,14 @@ it has, while a batch of S products runs on S. Measured here with 2 threads, the
 matrices of a 21M-parameter Llama (67 MB) times one row: 4.4 ms unsplit, 3.2-3.4 ms in 2 slabs
 (4 slabs 3.7, 8 slabs 4.1); times two rows (guidance): 7.6 ms unsplit, 4.9 ms in 2 slabs.
 
-Inside `torch.compile` (`DecoderLM.compile_decoding`) a one-row batched matmul is lowered by
-inductor to a multiply-and-sum loop, 7x slower than the BLAS here, so the compiled step multiplies
-by an unsplit (in, out) copy instead, built by `prepare_transposes` before the step runs.
+Inside `torch.compile` (`DecoderLM.compile_decoding`) inductor lowers a one-row batched matmul on
+the CPU to a multiply-and-sum loop, 7x slower than the BLAS here. So the compiled step calls the
+same slab product as an operator inductor cannot see into, `dialect::slab_matmul` (registered
+below with a plain `torch.library.Library`: a `torch.library.custom_op` cost ~70 us more per call
+here, a library op ~30 us); the copies are built by `prepare_transposes` before the step runs.
+Measured (benchmarks/bench_decode.py, 21M-parameter Llama, 2 threads, L = 64): the compiled step
+at 164 tok/s with an unsplit (in, out) copy (its one-row product runs on one thread), 190 tok/s
+with the slab operator.
 """
 
 from __future__ import annotations
@@ -31,15 +36,31 @@ from torch import nn
 FEW_ROWS = 8  # up to this many rows (tokens x batch) take the transposed path
 
 
+def _slab_matmul(rows: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    """rows (N, in) @ the slabs wt (S, in, out / S) -> (N, out): one batched product, a slab per
+    intra-op thread."""
+    if wt.shape[0] == 1:
+        return rows @ wt[0]
+    return torch.bmm(rows.expand(wt.shape[0], *rows.shape), wt).transpose(0, 1).reshape(rows.shape[0], -1)
+
+
+_LIB = torch.library.Library("dialect", "DEF")  # inference only: no autograd formula needed
+_LIB.define("slab_matmul(Tensor rows, Tensor wt) -> Tensor")
+_LIB.impl("slab_matmul", _slab_matmul, "CPU")
+
+
+@torch.library.register_fake("dialect::slab_matmul")
+def _slab_matmul_shape(rows: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    return rows.new_empty(rows.shape[0], wt.shape[0] * wt.shape[2])
+
+
 class Linear(nn.Linear):
     """Drop-in nn.Linear; see the module docstring for the decoding fast path."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._wt: torch.Tensor | None = None  # eager decoding: (S, in, out / S)
+        self._wt: torch.Tensor | None = None  # decoding copy: (S, in, out / S)
         self._wt_key: tuple | None = None
-        self._wt_flat: torch.Tensor | None = None  # compiled decoding: (in, out)
-        self._wt_flat_key: tuple | None = None
 
     def _transposed(self) -> torch.Tensor:
         """The decoding copy of the weight: (S, in, out / S), S slabs of output columns."""
@@ -53,27 +74,9 @@ class Linear(nn.Linear):
             self._wt_key = key
         return self._wt
 
-    def _flat_transposed(self) -> torch.Tensor:
-        """The compiled step's copy of the weight: (in, out), contiguous."""
-        w = self.weight
-        key = (w._version, w.data_ptr(), w.dtype, w.device)
-        if self._wt_flat is None or self._wt_flat_key != key:
-            self._wt_flat = w.detach().t().contiguous()
-            self._wt_flat_key = key
-        return self._wt_flat
-
-    def _decode_matmul(self, x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    def _decode_matmul(self, x: torch.Tensor, wt: torch.Tensor, matmul=_slab_matmul) -> torch.Tensor:
         """x (..., in) @ the slabs wt (S, in, out / S) -> (..., out) (+ bias)."""
-        rows = x.reshape(-1, self.in_features)
-        if wt.shape[0] == 1:
-            out = rows @ wt[0]
-        else:  # one batched product runs a slab per thread
-            out = (
-                torch.bmm(rows.expand(wt.shape[0], *rows.shape), wt)
-                .transpose(0, 1)
-                .reshape(rows.shape[0], -1)
-            )
-        out = out.view(*x.shape[:-1], self.out_features)
+        out = matmul(x.reshape(-1, self.in_features), wt).view(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,20 +90,19 @@ class Linear(nn.Linear):
         if torch.compiler.is_compiling():
             # traced code cannot check the weight's version: a compiled decoding step uses the
             # copy prepared before it runs (`prepare_transposes`), else the plain layout
-            if fast and self._wt_flat is not None:
-                out = x @ self._wt_flat
-                return out if self.bias is None else out + self.bias
+            if fast and self._wt is not None:
+                return self._decode_matmul(x, self._wt, torch.ops.dialect.slab_matmul)
             return F.linear(x, self.weight, self.bias)
         if not fast:
-            if torch.is_grad_enabled():  # training: free the copies (rebuilt after the steps anyway)
-                self._wt = self._wt_flat = None
+            if torch.is_grad_enabled():  # training: free the copy (rebuilt after the steps anyway)
+                self._wt = None
             return F.linear(x, self.weight, self.bias)
         return self._decode_matmul(x, self._transposed())
 
 
 def prepare_transposes(module: nn.Module) -> None:
-    """Build (or refresh) the compiled decoding copy of every `Linear` in `module`: the compiled
-    step cannot rebuild them inside the trace."""
+    """Build (or refresh) the decoding copy of every `Linear` in `module`: the compiled step cannot
+    rebuild them inside the trace."""
     for m in module.modules():
         if isinstance(m, Linear):
-            m._flat_transposed()
+            m._transposed()
