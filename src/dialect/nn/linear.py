@@ -41,7 +41,10 @@ def _slab_matmul(rows: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
     intra-op thread."""
     if wt.shape[0] == 1:
         return rows @ wt[0]
-    return torch.bmm(rows.expand(wt.shape[0], *rows.shape), wt).transpose(0, 1).reshape(rows.shape[0], -1)
+    out = torch.bmm(rows.expand(wt.shape[0], *rows.shape), wt)  # (S, N, out / S)
+    if rows.shape[0] == 1:  # the slabs already lie side by side: no copy
+        return out.view(1, -1)
+    return out.transpose(0, 1).reshape(rows.shape[0], -1)
 
 
 _LIB = torch.library.Library("dialect", "DEF")  # inference only: no autograd formula needed
