@@ -128,13 +128,15 @@ def write_card(dest: Path, metrics: dict, args) -> None:
         json.loads((dest / p / "config.json").read_text()) if p in parts else None
         for p in ("ar", "diffusion")
     )
-    (dest / "README.md").write_text(card(metrics, timings, size_mb, args, parts, ar, dif))
+    tar = json.loads((dest / "tar" / "config.json").read_text())
+    (dest / "README.md").write_text(card(metrics, timings, size_mb, args, parts, ar, dif, tar))
     print((dest / "README.md").read_text())
 
 
 def card(
-    m: dict, timings: dict, size_mb: float, args, parts: list[str], ar: dict | None, dif: dict | None
-) -> str:
+    m: dict, timings: dict, size_mb: float, args, parts: list[str], ar: dict | None, dif: dict | None,
+    tar: dict,
+) -> str:  # fmt: skip
     rows = []
     for split in ("train", "heldout"):
         v = m[f"vqa/{split}"]
@@ -170,6 +172,11 @@ def card(
             f" The diffusion de-tokenizer takes {dif['sample_steps']} Euler steps at guidance"
             f" {dif['guidance']:g}."
         )
+    recipe = (
+        f" The LM weights each text token {tar.get('text_loss_weight', 1.0):g}x in its loss and asks up to"
+        f" {tar['tasks'].get('vqa_turns', 1)} questions per VQA image"
+        " ([tar_recipe.md](../../../../experiments/results/tar_recipe.md))."
+    )
     return f"""# dialect default model (tiny preset)
 
 The model `dialect caption|ask|generate|edit` use when no `--model` is given.
@@ -178,7 +185,7 @@ The model `dialect caption|ask|generate|edit` use when no `--model` is given.
   chat/image markers and the 4,096 TA-Tok codes, with its frozen TA-Tok (text-aligned codebook from
   MiniLM word embeddings, 64/16/4 tokens per 64x64 image) and the de-tokenizer(s) {decoders}.
 - **How it was trained**: `dialect train all --preset tiny` on a 2-core CPU, from scratch, on procedural
-  ShapeWorld data only (captions, VQA, text-to-image, image-to-image, edits).
+  ShapeWorld data only (captions, VQA, text-to-image, image-to-image, edits).{recipe}
   Stage times: {stage_times or "not recorded"}.{" " + args.note if getattr(args, "note", "") else ""}
 - **Weights**: stored in {args.dtype} ({size_mb:.1f} MB for the folder); every metric below was measured on
   this cast copy.

@@ -25,6 +25,7 @@ def test_defaults_yaml_then_overrides(tmp_path):
     cfg = load_config(Outer, [f], ["inner.width=32", "tag=y"])
     assert cfg == Outer(inner=Inner(width=32), lr=0.5, tag="y")
     assert isinstance(cfg.inner, Inner)
+    assert load_config(Outer, f) == load_config(Outer, str(f)) == load_config(Outer, [f])  # one path
 
 
 def test_unknown_override_key_is_one_clear_error():

@@ -159,6 +159,13 @@ def test_tar_reads_stored_ids_as_it_reads_images(folders):
     a = model.training_losses(as_images)["loss"]
     assert torch.equal(model.training_losses(stored)["loss"], a)
     assert torch.equal(model.training_losses(as_images)["loss"], a)  # images still work
+    several = PretokenizedTasks(
+        PretokenizedDataset(folders / "ids"), TaskConfig({"vqa": 1.0}, vqa_turns=3), 3
+    )
+    meta = several[0]["meta"]
+    qa = {(q["question"], q["answer"]) for q in PretokenizedDataset(folders / "ids")[0]["meta"]["qa"]}
+    asked = {(meta["user"], meta["answer"]), *map(tuple, meta["turns"])}
+    assert len(asked) == min(3, len(qa)) and asked <= qa
 
 
 def test_a_folder_made_by_another_tokenizer_is_refused(folders, tmp_path):

@@ -117,3 +117,11 @@ def test_grouped_loss_equals_the_loss_of_one_padded_batch():
     assert torch.allclose(got["loss"], (ce * w).sum() / w.sum(), atol=1e-5)
     img = (ids[:, 1:] >= m.vocab.image_offset).float() * w
     assert torch.allclose(got["image_loss"], (ce * img).sum() / img.sum(), atol=1e-5)
+    txt = w - img
+    assert torch.allclose(got["text_loss"], (ce * txt).sum() / txt.sum(), atol=1e-5)
+    m.config.text_loss_weight = 5.0  # text tokens count 5x in the mean; the logged parts stay plain
+    weighted = m.training_losses(batch)
+    assert torch.allclose(weighted["loss"], ((ce * img).sum() + 5 * (ce * txt).sum()) / (img + 5 * txt).sum())
+    assert torch.allclose(weighted["text_loss"], got["text_loss"])
+    with pytest.raises(DialectError, match="text_loss_weight"):
+        tar(text_loss_weight=0.0)

@@ -61,7 +61,7 @@ def test_bad_inputs_give_clear_errors(folder, image_file, tmp_path, monkeypatch)
         d.caption(text)
     with pytest.raises(DialectError, match="not found"):
         d.caption(tmp_path / "missing.png")
-    with pytest.raises(DialectError, match="no 'diffusion' decoder"):
+    with pytest.raises(DialectError, match="no 'diffusion' de-tokenizer"):
         d.generate("a ball", decoder="diffusion")
     with pytest.raises(DialectError, match="1..64 images"):
         d.generate("a ball", n=65)

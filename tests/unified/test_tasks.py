@@ -36,7 +36,24 @@ def test_variations_keep_the_scene_and_edits_change_it():
     assert not scene_equal(Scene.from_dict(s["meta"]["scene"]), Scene.from_dict(s["meta"]["target_scene"]))
 
 
+def test_vqa_samples_ask_several_distinct_questions_and_train_on_every_answer():
+    m = tar()
+    ds = ShapeWorldTasks(TaskConfig(weights={"vqa": 1.0}, vqa_turns=3), WORLD, 3, seed=6)
+    for i in range(5):
+        meta = ds[i]["meta"]
+        asked = [(meta["user"], meta["answer"]), *map(tuple, meta["turns"])]
+        qa = {(q["question"], q["answer"]) for q in make_example(i, 6, WORLD, "train")["qa"]}
+        assert len(asked) == min(3, len(qa)) and len(set(asked)) == len(asked) and set(asked) <= qa
+    ids, mask = m.batch_sequences(collate([ds[0]]))
+    answers = [ds[0]["meta"]["answer"]] + [a for _, a in ds[0]["meta"]["turns"]]
+    assert mask.sum() == sum(len(m.vocab.encode_text(a)) + 1 for a in answers)  # each answer + <|end|>
+    single = ShapeWorldTasks(TaskConfig(weights={"vqa": 1.0}), WORLD, 3, seed=6)[0]  # the default: one
+    assert single["meta"]["turns"] == [] and m.batch_sequences(collate([single]))[1].sum() == 2
+
+
 def test_bad_task_configs_are_clear_errors():
+    with pytest.raises(DialectError, match="vqa_turns"):
+        ShapeWorldTasks(TaskConfig(vqa_turns=0), WORLD, 3)
     with pytest.raises(DialectError, match="unknown Tar task"):
         ShapeWorldTasks(TaskConfig(weights={"painting": 1.0}), WORLD, 3)
     with pytest.raises(DialectError, match="scale_weights"):

@@ -56,8 +56,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], files: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> T:
-    """Defaults of `cls` <- each YAML file in order <- `key=value` overrides (dotted keys)."""
+def load_config(
+    cls: type[T], files: str | Path | Iterable[str | Path] = (), overrides: Iterable[str] = ()
+) -> T:
+    """Defaults of `cls` <- each YAML file in order (one path or several) <- `key=value` overrides
+    (dotted keys)."""
+    if isinstance(files, (str, Path)):  # one path, not the characters of a path
+        files = [files]
     conf = OmegaConf.structured(cls)
     for f in files:
         try:

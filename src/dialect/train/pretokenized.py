@@ -94,8 +94,10 @@ class PretokenizedTasks(Dataset):
         if captions and qa:  # ShapeWorld: every caption and question of the scene
             task, scale = self.tasks.draw(rng, available=("caption", "vqa", "t2i", "i2i"))
             if task == "vqa":
-                q = pick(qa)
-                return _task(ids, task, q["question"], q["answer"], scale)
+                q, *more = self.tasks.questions(rng, qa)
+                sample = _task(ids, task, q["question"], q["answer"], scale)
+                sample["meta"]["turns"] = [[m["question"], m["answer"]] for m in more]
+                return sample
             if task == "i2i":
                 return _task(ids, task, pick(REQUESTS["redraw"]), "", scale)
             # a caption request is answered with a complete caption (the first two, as in unified.tasks)

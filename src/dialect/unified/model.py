@@ -63,6 +63,10 @@ class TarConfig:
     init: str = "text-aligned"  # text-aligned | random | mean (see the module docstring)
     understand_scale: int = 0  # TA-Tok scale of input images (the paper: finest)
     hf_lm: str = ""  # local Hugging Face causal-LM folder as the backbone; "" = our DecoderLM (`lm`)
+    # weight of an assistant text token in the loss, relative to an image token (1 = the plain token
+    # mean). An image answer is 64+ tokens and a VQA answer 2, so at 1 the text tokens get about 6%
+    # of the tiny preset's gradient; training-only, like `tasks`
+    text_loss_weight: float = 1.0
 
 
 class Tar(nn.Module, Pretrained):
@@ -81,6 +85,8 @@ class Tar(nn.Module, Pretrained):
         super().__init__()
         if config.init not in INIT_MODES:
             raise DialectError(f"init must be one of {', '.join(INIT_MODES)}, got {config.init!r}")
+        if not config.text_loss_weight > 0:
+            raise DialectError(f"text_loss_weight must be > 0, got {config.text_loss_weight}")
         self.config = config
         config.vocab.num_image_codes = config.tatok.vq.num_codes
         config.vocab.num_scales = config.tatok.num_scales
@@ -223,8 +229,9 @@ class Tar(nn.Module, Pretrained):
         return seqs, masks
 
     def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Next-token cross-entropy over the assistant tokens of the batch (one mean over all of
-        them), also split into image-token and text-token loss. Sequences are sorted by length and
+        """Next-token cross-entropy over the assistant tokens of the batch (one weighted mean over
+        all of them, text tokens weighted `config.text_loss_weight`), also split into image-token
+        and text-token loss (plain means, for logging). Sequences are sorted by length and
         run as two padded groups, cut where padding is least: two-image tasks (i2i, ti2i) are about
         twice as long as the rest, and one padded batch would spend a third of its compute on padding."""
         seqs, masks = self._sequences(batch)
@@ -244,7 +251,9 @@ class Tar(nn.Module, Pretrained):
             ce = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
             ce = ce.view_as(weight)
             is_image = (target >= self.vocab.image_offset).float() * weight
-            for k, w in enumerate((weight, is_image, weight - is_image)):
+            is_text = weight - is_image
+            weighted = is_image + self.config.text_loss_weight * is_text
+            for k, w in enumerate((weighted, is_image, is_text)):
                 sums[k] = sums[k] + (ce * w).sum()
                 counts[k] = counts[k] + w.sum()
         # the mean over every rank's loss tokens: DDP averages the ranks' gradients, so each rank

@@ -114,7 +114,8 @@ class Dialect:
         """`decoder`, or the default one for None; a kind this model lacks -> DialectError."""
         decoder = self.default_decoder if decoder is None else decoder
         if decoder not in self.decoders:
-            raise DialectError(f"this model has no '{decoder}' decoder; it has {', '.join(self.decoders)}")
+            shipped = ", ".join(self.decoders)
+            raise DialectError(f"this model has no '{decoder}' de-tokenizer; it ships {shipped}")
         return decoder
 
     def _image_sampling(self, temperature, top_k, top_p) -> SamplingConfig:

@@ -11,6 +11,7 @@ Every sample is a dict the trainer collates:
 Tasks (paper section "Tar, the unified LM"):
     caption  user: image + caption request           assistant: a complete caption  (I2T)
     vqa      user: image + question                  assistant: one-word answer     (I2T)
+             (+ up to `vqa_turns - 1` more question/answer turns about the same image)
     t2i      user: a caption as the prompt           assistant: image at scale k    (T2I)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
     ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
@@ -58,6 +59,10 @@ class TaskConfig:
     )
     scale_weights: list[float] = field(default_factory=lambda: [1.0])  # per scale, for output images
     variation: float = 0.5  # fraction of i2i samples that are variations (the rest: redraws)
+    # question/answer turns per vqa sample (distinct questions about one image, in random order), as
+    # in LLaVA-style instruction data: an image costs 64+ tokens and an answer 2, so each extra
+    # turn adds supervision for ~17 tokens; 1 = one question per sample
+    vqa_turns: int = 1
 
     def validate(self, num_scales: int) -> TaskConfig:
         unknown = set(self.weights) - set(TASKS)
@@ -70,7 +75,14 @@ class TaskConfig:
             raise DialectError(
                 f"scale_weights needs 1..{num_scales} non-negative weights with a positive sum, got {sw}"
             )
+        if self.vqa_turns < 1:
+            raise DialectError(f"vqa_turns must be >= 1, got {self.vqa_turns}")
         return self
+
+    def questions(self, rng: np.random.Generator, qa: list[dict]) -> list[dict]:
+        """Up to `vqa_turns` distinct entries of a scene's `qa` list, in random order."""
+        order = rng.permutation(len(qa))[: self.vqa_turns]
+        return [qa[int(i)] for i in order]
 
     def draw(self, rng: np.random.Generator, available: tuple[str, ...] = TASKS) -> tuple[str, int]:
         """(task, output scale) for one sample; only tasks in `available` are drawn."""
@@ -84,6 +96,7 @@ class TaskConfig:
 
 
 def _sample(image, target, task: str, user: str, answer: str, scale: int, **meta) -> dict[str, Any]:
+    """meta may hold "turns": [[question, answer], ...], the vqa turns after the first."""
     return {
         "image": image,
         "target": target,
@@ -129,10 +142,11 @@ class ShapeWorldTasks(Dataset):
             answer = pick(ex["captions"][:2])
             return _sample(image, image, task, pick(REQUESTS["caption"]), answer, scale, **scene_meta)
         if task == "vqa":
-            qa = pick(ex["qa"])
+            qa, *more = self.tasks.questions(rng, ex["qa"])
             return _sample(
-                image, image, task, qa["question"], qa["answer"], scale, qtype=qa["type"], **scene_meta
-            )
+                image, image, task, qa["question"], qa["answer"], scale, qtype=qa["type"],
+                turns=[[q["question"], q["answer"]] for q in more], **scene_meta,
+            )  # fmt: skip
         if task == "t2i":
             return _sample(image, image, task, pick(ex["captions"]), "", scale, **scene_meta)
         if task == "i2i":
@@ -201,5 +215,6 @@ def conversation(meta: dict[str, Any], image_span, target_span) -> list:
     if task == "t2i":
         return [("user", [meta["user"]]), ("assistant", [target_span])]
     if task in ("caption", "vqa"):
-        return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]])]
+        more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
+        return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]]), *more]
     return [("user", [image_span, meta["user"]]), ("assistant", [target_span])]

@@ -180,12 +180,7 @@ class DemoActions:
     def _sampling(self, sampling: Sampling) -> Sampling:
         """Check the controls with the LM's own rules before any work starts."""
         self.tokens_at(sampling.scale)
-        if sampling.decoder is None:
-            sampling = replace(sampling, decoder=self.d.default_decoder)
-        if sampling.decoder not in self.d.decoders:
-            raise DialectError(
-                f"this model has no '{sampling.decoder}' de-tokenizer; it ships {', '.join(self.d.decoders)}"
-            )
+        sampling = replace(sampling, decoder=self.d.resolve_decoder(sampling.decoder))
         try:
             SamplingConfig(
                 temperature=1.0 if sampling.temperature is None else sampling.temperature,
