@@ -36,7 +36,11 @@ VARIANTS = {
     "old": ["model.text_loss_weight=1", "model.tasks.vqa_turns=1", "model.tasks.weights.vqa=2.0"],
     "text5": ["model.text_loss_weight=5", "model.tasks.vqa_turns=1", "model.tasks.weights.vqa=2.0"],
     "text5-turns8": ["model.text_loss_weight=5", "model.tasks.vqa_turns=8", "model.tasks.weights.vqa=1.0"],
-}
+    "text5-turns8-lr2e-3": [
+        "model.text_loss_weight=5", "model.tasks.vqa_turns=8", "model.tasks.weights.vqa=1.0",
+        "train.lr=2.0e-3",
+    ],
+}  # fmt: skip
 
 
 def check_run(run: Path, name: str) -> None:
