@@ -94,10 +94,8 @@ class PretokenizedTasks(Dataset):
         if captions and qa:  # ShapeWorld: every caption and question of the scene
             task, scale = self.tasks.draw(rng, available=("caption", "vqa", "t2i", "i2i"))
             if task == "vqa":
-                q, *more = self.tasks.questions(rng, qa)
-                sample = _task(ids, task, q["question"], q["answer"], scale)
-                sample["meta"]["turns"] = [[m["question"], m["answer"]] for m in more]
-                return sample
+                q, turns = self.tasks.questions(rng, qa)
+                return _task(ids, task, q["question"], q["answer"], scale, turns=turns)
             if task == "i2i":
                 return _task(ids, task, pick(REQUESTS["redraw"]), "", scale)
             # a caption request is answered with a complete caption (the first two, as in unified.tasks)
@@ -112,7 +110,9 @@ class PretokenizedTasks(Dataset):
         return _task(ids, task, caption, "", scale)
 
 
-def _task(ids: torch.Tensor, task: str, user: str, answer: str, scale: int) -> dict[str, Any]:
-    """One Tar sample whose input and output image are both the stored image (`ids`)."""
+def _task(ids: torch.Tensor, task: str, user: str, answer: str, scale: int, **extra) -> dict[str, Any]:
+    """One Tar sample whose input and output image are both the stored image (`ids`); `extra` goes
+    into its meta (e.g. a vqa sample's "turns")."""
     meta = {"task": task, "user": user, "answer": answer, "scale": scale if task in IMAGE_OUTPUT else -1}
+    meta.update(extra)
     return {"image": ids, "target": ids, "meta": meta}

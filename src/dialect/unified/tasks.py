@@ -79,10 +79,11 @@ class TaskConfig:
             raise DialectError(f"vqa_turns must be >= 1, got {self.vqa_turns}")
         return self
 
-    def questions(self, rng: np.random.Generator, qa: list[dict]) -> list[dict]:
-        """Up to `vqa_turns` distinct entries of a scene's `qa` list, in random order."""
-        order = rng.permutation(len(qa))[: self.vqa_turns]
-        return [qa[int(i)] for i in order]
+    def questions(self, rng: np.random.Generator, qa: list[dict]) -> tuple[dict, list[list[str]]]:
+        """Up to `vqa_turns` distinct entries of a scene's `qa` list, in random order -> (the first
+        entry, the others as the sample's "turns": [[question, answer], ...])."""
+        first, *more = (qa[int(i)] for i in rng.permutation(len(qa))[: self.vqa_turns])
+        return first, [[q["question"], q["answer"]] for q in more]
 
     def draw(self, rng: np.random.Generator, available: tuple[str, ...] = TASKS) -> tuple[str, int]:
         """(task, output scale) for one sample; only tasks in `available` are drawn."""
@@ -142,10 +143,10 @@ class ShapeWorldTasks(Dataset):
             answer = pick(ex["captions"][:2])
             return _sample(image, image, task, pick(REQUESTS["caption"]), answer, scale, **scene_meta)
         if task == "vqa":
-            qa, *more = self.tasks.questions(rng, ex["qa"])
+            qa, turns = self.tasks.questions(rng, ex["qa"])
             return _sample(
-                image, image, task, qa["question"], qa["answer"], scale, qtype=qa["type"],
-                turns=[[q["question"], q["answer"]] for q in more], **scene_meta,
+                image, image, task, qa["question"], qa["answer"], scale, qtype=qa["type"], turns=turns,
+                **scene_meta,
             )  # fmt: skip
         if task == "t2i":
             return _sample(image, image, task, pick(ex["captions"]), "", scale, **scene_meta)
