@@ -16,7 +16,7 @@ def _fake_stage(root, stage):
 
 
 def test_trained_stages_are_skipped_and_the_model_is_assembled(tmp_path, monkeypatch):
-    for stage in ("encoder", "tatok", "pixelvq", "ardtok"):
+    for stage in ("encoder", "tatok", "pixelvq", "ardtok", "difdtok"):
         _fake_stage(tmp_path, stage)
     ran = []
 
@@ -34,9 +34,10 @@ def test_trained_stages_are_skipped_and_the_model_is_assembled(tmp_path, monkeyp
     model = train_all("tiny", tmp_path, log=lines.append)
     assert len(ran) == 1 and f"tatok={tmp_path / 'tatok' / 'model'}" in ran[0]  # lm reads the run's TA-Tok
     assert f"train.out_dir={tmp_path / 'lm'}" in ran[0]
-    assert sum("skipping" in line for line in lines) == 4
+    assert sum("skipping" in line for line in lines) == 5
     assert json.loads((model / "tar" / "config.json").read_text()) == {"stage": "lm"}
     assert json.loads((model / "ar" / "config.json").read_text()) == {"stage": "ardtok"}
+    assert json.loads((model / "diffusion" / "config.json").read_text()) == {"stage": "difdtok"}
     timings = json.loads((model / "timings.json").read_text())
     assert set(timings) == {"lm", "total"}
     # a second call trains nothing
@@ -52,6 +53,7 @@ def test_bad_stage_lists_and_overrides_are_one_line_errors(tmp_path, capsys):
         train_all("tiny", tmp_path, stages=["tatok", "lm"])
     assert main(["train", "all", "--preset", "tiny", "--root", str(tmp_path), "steps=3"]) == 2
     assert "STAGE.key=value" in capsys.readouterr().err
-    assert main(["train", "all", "--preset", "tiny", "--root", str(tmp_path), "difdtok.train.steps=3"]) == 2
+    no_dif = ["--stages", "encoder,tatok,pixelvq,ardtok,lm", "difdtok.train.steps=3"]
+    assert main(["train", "all", "--preset", "tiny", "--root", str(tmp_path), *no_dif]) == 2
     assert "not being trained: difdtok" in capsys.readouterr().err
     assert main(["train", "all", "--root", str(tmp_path)]) == 2
