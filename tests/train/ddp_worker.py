@@ -72,40 +72,42 @@ def log_writes(path: Path, rank: int, target, name: str) -> None:
 
 
 def main(out: Path) -> None:
-    dist = D.init_distributed("cpu")
-    writes = out / f"writes_rank{dist.rank}.txt"
-    for name in ("save_yaml", "save_grid", "plot_metrics", "save_checkpoint"):
-        log_writes(writes, dist.rank, trainer_module, name)
-    for cls in (TATok, type(tar())):
-        log_writes(writes, dist.rank, cls, "save_pretrained")
-    (out / "states").mkdir(parents=True, exist_ok=True)
-    try:
-        for name in ("tatok", "tar", "tar-fsdp"):
-            for mode in ("straight", "resume"):
-                cfg = TrainConfig(
-                    out_dir=str(out / name / mode), steps=STEPS, batch_size=BATCH, grad_accum=ACCUM,
-                    lr=1e-3, warmup_steps=1, log_every=1, ckpt_every=STOP, progress=False,
-                    precision="fp32", device="cpu", parallel="fsdp" if name == "tar-fsdp" else "ddp",
-                    activation_checkpointing=name == "tar-fsdp",
-                )  # fmt: skip
-                model, data = build(name, seed=0)
-                seed_everything(dist.rank)
-                if mode == "resume":
-                    with contextlib.suppress(KeyboardInterrupt):
-                        Interrupted(model, data, cfg, run_config=cfg, dist=dist).fit()
-                    model, data = build(name, seed=123)  # a different init: all must come from disk
-                    seed_everything(99 + dist.rank)
-                trainer = Trainer(model, data, cfg, run_config=cfg, dist=dist)
-                trainer.fit()
-                if trainer.fsdp:  # each rank's share of the trained parameters: (local, full)
-                    trained = [p for p in model.parameters() if p.requires_grad]
-                    shares = [(p.to_local().numel(), p.numel()) for p in trained]
-                    torch.save(shares, out / "states" / f"{name}_{mode}_shares_rank{dist.rank}.pt")
-                state = F.full_model_state(model) if trainer.fsdp else model.state_dict()
-                if state:
-                    torch.save(state, out / "states" / f"{name}_{mode}_rank{dist.rank}.pt")
-    finally:
-        D.cleanup()
+    with D.process_group("cpu") as dist:
+        writes = out / f"writes_rank{dist.rank}.txt"
+        for name in ("save_yaml", "save_grid", "plot_metrics", "save_checkpoint"):
+            log_writes(writes, dist.rank, trainer_module, name)
+        for cls in (TATok, type(tar())):
+            log_writes(writes, dist.rank, cls, "save_pretrained")
+        (out / "states").mkdir(parents=True, exist_ok=True)
+        train_all(out, dist)
+
+
+def train_all(out: Path, dist: D.DistInfo) -> None:
+    """Each model straight to STEPS, then interrupted at STOP and resumed with a fresh init."""
+    for name in ("tatok", "tar", "tar-fsdp"):
+        for mode in ("straight", "resume"):
+            cfg = TrainConfig(
+                out_dir=str(out / name / mode), steps=STEPS, batch_size=BATCH, grad_accum=ACCUM,
+                lr=1e-3, warmup_steps=1, log_every=1, ckpt_every=STOP, progress=False,
+                precision="fp32", device="cpu", parallel="fsdp" if name == "tar-fsdp" else "ddp",
+                activation_checkpointing=name == "tar-fsdp",
+            )  # fmt: skip
+            model, data = build(name, seed=0)
+            seed_everything(dist.rank)
+            if mode == "resume":
+                with contextlib.suppress(KeyboardInterrupt):
+                    Interrupted(model, data, cfg, run_config=cfg, dist=dist).fit()
+                model, data = build(name, seed=123)  # a different init: all must come from disk
+                seed_everything(99 + dist.rank)
+            trainer = Trainer(model, data, cfg, run_config=cfg, dist=dist)
+            trainer.fit()
+            if trainer.fsdp:  # each rank's share of the trained parameters: (local, full)
+                trained = [p for p in model.parameters() if p.requires_grad]
+                shares = [(p.to_local().numel(), p.numel()) for p in trained]
+                torch.save(shares, out / "states" / f"{name}_{mode}_shares_rank{dist.rank}.pt")
+            state = F.full_model_state(model) if trainer.fsdp else model.state_dict()
+            if state:
+                torch.save(state, out / "states" / f"{name}_{mode}_rank{dist.rank}.pt")
 
 
 if __name__ == "__main__":

@@ -21,14 +21,11 @@ from dialect.train.trainer import Trainer
 def run_training(cfg: Any, build: Callable[[], tuple[nn.Module, Dataset]]) -> dict:
     """`build()` makes (model, dataset) after seeding with `cfg.train.seed` (identical init on every
     rank; DDP also broadcasts rank 0's weights); each rank then draws from seed + rank."""
-    dist = D.init_distributed(cfg.train.device)
-    try:
+    with D.process_group(cfg.train.device) as dist:
         seed_everything(cfg.train.seed)
         model, dataset = build()
         seed_everything(cfg.train.seed + dist.rank)
         return Trainer(model, dataset, cfg.train, run_config=cfg, dist=dist).fit()
-    finally:
-        D.cleanup()
 
 
 def image_dataset(cfg: Any) -> Dataset:
