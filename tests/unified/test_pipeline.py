@@ -1,6 +1,8 @@
 """The Dialect pipeline and its CLI on micro models (untrained: these test the plumbing, the
 shapes and the error messages; learning is tested in test_model)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -159,3 +161,29 @@ def test_cli_eval_writes_results_table_and_grids(folder, tmp_path, bench, monkey
     assert "95% CI" in table and ("overall" in table or "attribute F1" in table)
     if bench in ("geneval", "edit"):
         assert (out / "fail.png").is_file() or (out / "pass.png").is_file()
+
+
+def test_cli_eval_objects_keeps_scenes_of_exactly_k_objects(folder, tmp_path, monkeypatch, capsys):
+    import json
+
+    from dialect.eval import understanding
+
+    seen = []
+    orig = understanding.vqa_mini
+
+    def spy(model, world=None, **kw):  # the micro model reads WORLD's 16x16 scenes
+        seen.append(world)
+        small = dataclasses.replace(WORLD, min_objects=world.min_objects, max_objects=world.max_objects)
+        return orig(model, world=small, progress=False, **kw)
+
+    monkeypatch.setattr(understanding, "vqa_mini", spy)
+    out = tmp_path / "vqa2"
+    assert main(["eval", "vqa", "--model", str(folder), "--n", "2", "--objects", "2", "--out", str(out)]) == 0
+    assert (seen[0].min_objects, seen[0].max_objects) == (2, 2)
+    assert all(len(make_example(i, 5, seen[0])["scene"].objects) == 2 for i in range(20))
+    assert json.loads((out / "results.json").read_text())["objects"] == 2
+    capsys.readouterr()
+    assert main(["eval", "vqa", "--model", str(folder), "--objects", "9", "--out", str(out)]) == 2
+    assert "--objects must be in 1..4, got 9" in capsys.readouterr().err
+    assert main(["eval", "edit", "--model", str(folder), "--objects", "2", "--out", str(out)]) == 2
+    assert "vqa and caption only" in capsys.readouterr().err

@@ -8,6 +8,7 @@ Benchmarks (ShapeWorld, graded by program; see `dialect.eval`):
     recon     TA-Tok -> de-tokenizer reconstruction fidelity per scale  (n = scenes)
     fid       FID / KID of text-to-image samples vs renders of the same scenes (n = images);
               needs --inception-weights PATH (a local TorchScript FID Inception; no download)
+`--objects K` (vqa, caption) keeps scenes of exactly K objects.
 Writes DIR/results.json, DIR/results.md (table with 95% intervals) and, for image benchmarks,
 DIR/pass.png / DIR/fail.png sample grids. Without --model the shipped model is evaluated.
 """
@@ -18,8 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
+from dialect.core.errors import DialectError
 from dialect.core.images import save_grid
 from dialect.eval.stats import proportion
+from dialect.world import WorldConfig
 
 BENCHMARKS = ("vqa", "caption", "geneval", "edit", "recon", "fid")
 
@@ -31,6 +34,11 @@ def add_parser(sub) -> None:
     p.add_argument("--n", type=int, default=None, help="sample count (see the command's help)")
     p.add_argument("--seed", type=int, default=None, help="benchmark seed (default: the fixed one)")
     p.add_argument("--split", default=None, help="ShapeWorld split: train | heldout (default train)")
+    p.add_argument(
+        "--objects", type=int, default=None,
+        help="vqa, caption: only scenes with exactly this many objects (default: 1-4, as trained); "
+        "separates reading one object from binding attributes across several",
+    )  # fmt: skip
     p.add_argument("--scale", type=int, default=0, help="TA-Tok scale for image outputs (default 0)")
     p.add_argument(
         "--decoder", default=None,
@@ -43,6 +51,14 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
+
+
+def fixed_object_count(k: int, image_size: int) -> WorldConfig:
+    """The default ShapeWorld at `image_size`, every scene holding exactly `k` objects."""
+    default = WorldConfig()
+    if not default.min_objects <= k <= default.max_objects:
+        raise DialectError(f"--objects must be in {default.min_objects}..{default.max_objects}, got {k}")
+    return WorldConfig(size=image_size, min_objects=k, max_objects=k)
 
 
 def _row(name: str, r: dict) -> str:
@@ -83,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
     args.decoder = model.resolve_decoder(args.decoder)  # named in the results, whichever was picked
     kw = {k: v for k, v in (("seed", args.seed), ("split", args.split)) if v is not None}
     examples = {}
-    if args.benchmark == "vqa":
-        res = understanding.vqa_mini(model, n=args.n or 200, **kw)
-    elif args.benchmark == "caption":
-        res = understanding.caption_f1(model, n=args.n or 200, **kw)
+    if args.objects is not None and args.benchmark not in ("vqa", "caption"):
+        raise DialectError("--objects applies to vqa and caption only")
+    if args.benchmark in ("vqa", "caption"):
+        if args.objects is not None:
+            kw["world"] = fixed_object_count(args.objects, model.image_size)
+        bench = understanding.vqa_mini if args.benchmark == "vqa" else understanding.caption_f1
+        res = bench(model, n=args.n or 200, **kw)
+        if args.objects is not None:
+            res["objects"] = args.objects
     elif args.benchmark == "geneval":
         kw.setdefault("split", "all")
         res, examples = generation.geneval_mini(
@@ -103,7 +124,6 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     else:
         from dialect.eval.recon import evaluate_reconstruction
-        from dialect.world import WorldConfig
 
         rows, pairs = evaluate_reconstruction(
             model.decoders[args.decoder], WorldConfig(), n=args.n or 500, **kw

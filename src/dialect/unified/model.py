@@ -47,6 +47,7 @@ from dialect.quant.embeddings import load_token_embeddings
 from dialect.quant.usage import all_reduce_sum, world_size
 from dialect.tokenizers.tatok import TATok, TATokConfig
 from dialect.unified import backbone as B
+from dialect.unified.grid import IMAGE_POSITIONS, ImageGrid
 from dialect.unified.tasks import TaskConfig, conversation
 from dialect.unified.template import ImageSpan, encode_conversation, pad_batch
 from dialect.unified.vocab import END, IM_START, TarVocab, VocabConfig
@@ -67,6 +68,9 @@ class TarConfig:
     # mean). An image answer is 64+ tokens and a VQA answer 2, so at 1 the text tokens get about 6%
     # of the tiny preset's gradient; training-only, like `tasks`
     text_loss_weight: float = 1.0
+    # positions of image tokens: "1d" = the sequence position only; "2d" = also a learned vector per
+    # TA-Tok grid cell (`unified.grid`), so rows, columns and vertical neighbours are explicit
+    image_positions: str = "1d"
 
 
 class Tar(nn.Module, Pretrained):
@@ -85,6 +89,10 @@ class Tar(nn.Module, Pretrained):
         super().__init__()
         if config.init not in INIT_MODES:
             raise DialectError(f"init must be one of {', '.join(INIT_MODES)}, got {config.init!r}")
+        if config.image_positions not in IMAGE_POSITIONS:
+            raise DialectError(
+                f"image_positions must be one of {', '.join(IMAGE_POSITIONS)}, got {config.image_positions!r}"
+            )
         if not config.text_loss_weight > 0:
             raise DialectError(f"text_loss_weight must be > 0, got {config.text_loss_weight}")
         self.config = config
@@ -96,13 +104,17 @@ class Tar(nn.Module, Pretrained):
         self.lm_tokenizer = None  # the backbone's grown tokenizer (hf_lm only)
         if config.hf_lm:
             self.vocab, self.lm = self._backbone(config, vocab, lm_folder)
-            return
-        if config.vocab.text == "lm":
-            raise DialectError("vocab.text=lm is the tokenizer of a Hugging Face backbone: set hf_lm too")
-        self.vocab = vocab if vocab is not None else TarVocab.build(config.vocab)
-        config.lm.vocab_size = len(self.vocab)
-        config.lm.prefix_dim = 0
-        self.lm = DecoderLM(config.lm)
+        else:
+            if config.vocab.text == "lm":
+                raise DialectError("vocab.text=lm is the tokenizer of a Hugging Face backbone: set hf_lm too")
+            self.vocab = vocab if vocab is not None else TarVocab.build(config.vocab)
+            config.lm.vocab_size = len(self.vocab)
+            config.lm.prefix_dim = 0
+            self.lm = DecoderLM(config.lm)
+        self.grid = None
+        if config.image_positions == "2d":
+            counts = [self.tatok.num_tokens(k) for k in range(config.tatok.num_scales)]
+            self.grid = ImageGrid(counts, self.lm.config.dim, self.vocab)
 
     def _backbone(
         self, config: TarConfig, vocab: TarVocab | None, lm_folder: Path | None
@@ -246,7 +258,8 @@ class Tar(nn.Module, Pretrained):
                 continue
             ids, mask = pad_batch([seqs[i] for i in group], [masks[i] for i in group], self.vocab.pad_id)
             ids, mask = ids.to(device), mask.to(device)
-            logits = self.lm(ids[:, :-1]).float()  # row t predicts ids[t + 1]
+            inputs = ids[:, :-1]
+            logits = self.lm(inputs, token_bias=self.position_bias(inputs)).float()  # row t -> ids[t + 1]
             target, weight = ids[:, 1:], mask[:, 1:]
             ce = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
             ce = ce.view_as(weight)
@@ -264,6 +277,18 @@ class Tar(nn.Module, Pretrained):
             if counts[k] > 0:
                 out[name] = (sums[k] / counts[k]).detach()
         return out
+
+    def position_bias(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """The 2-D image positions (B, T, dim) to add to the embeddings of ids (B, T); None for "1d"."""
+        return None if self.grid is None else self.grid(ids)
+
+    def _decoding_bias(self, ids: torch.Tensor, num_tokens: int, fill: int) -> torch.Tensor | None:
+        """`generate`'s token_bias for the given ids (b, T0) and the num_tokens - 1 tokens fed back
+        after them, whose positions are known before their values (`fill` stands in for them)."""
+        if self.grid is None:
+            return None
+        future = ids.new_full((ids.shape[0], num_tokens - 1), fill)
+        return self.grid(torch.cat([ids, future], dim=1))
 
     # ------------------------------------------------------------------ inference
     def image_spans(self, images: torch.Tensor, scale: int | None = None) -> list[ImageSpan]:
@@ -302,10 +327,11 @@ class Tar(nn.Module, Pretrained):
         if room < 1:
             raise DialectError(f"prompt of {max(len(p) for p in prompts)} tokens leaves no room in max_len")
         replies: list[str] = [""] * len(prompts)
+        num = min(max_new_tokens, room)
         for idx, ids in self._grouped(prompts):
             out = self.lm.generate(
-                None, min(max_new_tokens, room), sampling, generator=generator, ids=ids,
-                allowed=allowed, stop_id=end,
+                None, num, sampling, generator=generator, ids=ids, allowed=allowed, stop_id=end,
+                token_bias=self._decoding_bias(ids, num, fill=end),
             )  # fmt: skip
             for i, row in zip(idx, out.tolist(), strict=True):
                 row = row[: row.index(end)] if end in row else row
@@ -334,7 +360,10 @@ class Tar(nn.Module, Pretrained):
             raise DialectError(f"prompt + {n} image tokens exceed lm.max_len {self.config.lm.max_len}")
         codes = torch.empty(len(prompts), n, dtype=torch.long)
         for idx, ids in self._grouped(prompts):
-            out = self.lm.generate(None, n, sampling, generator=generator, ids=ids, allowed=v.image_range)
+            out = self.lm.generate(
+                None, n, sampling, generator=generator, ids=ids, allowed=v.image_range,
+                token_bias=self._decoding_bias(ids, n, fill=v.image_offset),
+            )  # fmt: skip
             codes[idx] = v.codes(out).cpu()
         return codes
 
