@@ -205,7 +205,10 @@ The model `dialect caption|ask|generate|edit` use when no `--model` is given.
   place) only for a minority of scenes
   ([detok_fidelity.md](../../../../experiments/results/detok_fidelity.md)), so GenEval-mini and
   Edit-mini, which grade the drawn image, stay low while the LM's answers and captions, read
-  from the tokens directly, are far better (`experiments/results/`).
+  from the tokens directly, are far better (`experiments/results/`). Among the answers, those
+  about one object of several are the weak ones: the LM reads an object's colour, shape and size
+  when it is alone but binds them poorly when there are more, above all when the question names
+  the object by its shape ([vqa_binding.md](../../../../experiments/results/vqa_binding.md)).
 """
 
 
