@@ -10,6 +10,7 @@ from dialect.core.errors import DialectError
 from dialect.data.sample import Skipped, collate
 from dialect.data.transforms import ImageTransform
 from dialect.unified import JsonlTasks, ShapeWorldTasks, TaskConfig
+from dialect.unified.tasks import REQUESTS
 from dialect.world import make_example, scene_equal
 from dialect.world.scene import Scene
 
@@ -49,6 +50,24 @@ def test_vqa_samples_ask_several_distinct_questions_and_train_on_every_answer():
     assert mask.sum() == sum(len(m.vocab.encode_text(a)) + 1 for a in answers)  # each answer + <|end|>
     single = ShapeWorldTasks(TaskConfig(weights={"vqa": 1.0}), WORLD, 3, seed=6)[0]  # the default: one
     assert single["meta"]["turns"] == [] and m.batch_sequences(collate([single]))[1].sum() == 2
+
+
+def test_vqa_describe_opens_with_a_complete_caption_then_asks_every_question():
+    cfg = TaskConfig(weights={"vqa": 1.0}, vqa_turns=3, vqa_describe=1.0)
+    ds = ShapeWorldTasks(cfg, WORLD, 3, seed=6)
+    plain = ShapeWorldTasks(TaskConfig(weights={"vqa": 1.0}, vqa_turns=3), WORLD, 3, seed=6)
+    for i in range(5):
+        meta, ex = ds[i]["meta"], make_example(i, 6, WORLD, "train")
+        assert meta["user"] in REQUESTS["caption"] and meta["answer"] in ex["captions"][:2]
+        qa = {(q["question"], q["answer"]) for q in ex["qa"]}
+        assert len(meta["turns"]) == min(3, len(qa)) and {tuple(t) for t in meta["turns"]} <= qa
+        p = plain[i]["meta"]  # the same questions as without the caption turn
+        assert [tuple(t) for t in meta["turns"]] == [(p["user"], p["answer"]), *map(tuple, p["turns"])]
+    half = ShapeWorldTasks(TaskConfig(weights={"vqa": 1.0}, vqa_describe=0.5), WORLD, 3, seed=6)
+    opened = sum(half[i]["meta"]["user"] in REQUESTS["caption"] for i in range(200))
+    assert 70 < opened < 130
+    with pytest.raises(DialectError, match="vqa_describe"):
+        ShapeWorldTasks(TaskConfig(vqa_describe=1.5), WORLD, 3)
 
 
 def test_bad_task_configs_are_clear_errors():

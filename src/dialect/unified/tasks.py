@@ -12,6 +12,7 @@ Tasks (paper section "Tar, the unified LM"):
     caption  user: image + caption request           assistant: a complete caption  (I2T)
     vqa      user: image + question                  assistant: one-word answer     (I2T)
              (+ up to `vqa_turns - 1` more question/answer turns about the same image)
+             (`vqa_describe`: a share of them first asks for a caption, then every question)
     t2i      user: a caption as the prompt           assistant: image at scale k    (T2I)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
     ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
@@ -63,6 +64,11 @@ class TaskConfig:
     # in LLaVA-style instruction data: an image costs 64+ tokens and an answer 2, so each extra
     # turn adds supervision for ~17 tokens; 1 = one question per sample
     vqa_turns: int = 1
+    # fraction of vqa samples that open with a caption turn (user: image + caption request,
+    # assistant: a complete caption) before their questions: the LM binds colour to shape far
+    # better when it describes than when it is asked (experiments/results/vqa_binding.md), so
+    # these samples let an answer look the object up in the caption it just wrote
+    vqa_describe: float = 0.0
 
     def validate(self, num_scales: int) -> TaskConfig:
         unknown = set(self.weights) - set(TASKS)
@@ -75,6 +81,8 @@ class TaskConfig:
             raise DialectError(
                 f"scale_weights needs 1..{num_scales} non-negative weights with a positive sum, got {sw}"
             )
+        if not 0.0 <= self.vqa_describe <= 1.0:
+            raise DialectError(f"vqa_describe must be in [0, 1], got {self.vqa_describe}")
         if self.vqa_turns < 1:
             raise DialectError(f"vqa_turns must be >= 1, got {self.vqa_turns}")
         return self
@@ -144,6 +152,13 @@ class ShapeWorldTasks(Dataset):
             return _sample(image, image, task, pick(REQUESTS["caption"]), answer, scale, **scene_meta)
         if task == "vqa":
             qa, turns = self.tasks.questions(rng, ex["qa"])
+            if self.tasks.vqa_describe > 0 and rng.random() < self.tasks.vqa_describe:
+                turns = [[qa["question"], qa["answer"]], *turns]  # every question after the caption
+                caption = pick(ex["captions"][:2])
+                return _sample(
+                    image, image, task, pick(REQUESTS["caption"]), caption, scale, qtype="describe",
+                    turns=turns, **scene_meta,
+                )  # fmt: skip
             return _sample(
                 image, image, task, qa["question"], qa["answer"], scale, qtype=qa["type"], turns=turns,
                 **scene_meta,
