@@ -15,33 +15,32 @@ Prints a markdown table (paste it into experiments/results/vqa_binding.md).
 from __future__ import annotations
 
 import argparse
-import re
 from collections import Counter
 
 import torch
 
+from dialect.cli.eval import fixed_object_count
 from dialect.core.images import to_tensor
-from dialect.eval.understanding import _PLURALS, _WORD, EVAL_SEED
+from dialect.eval.understanding import EVAL_SEED, answer_matches, attribute_words
 from dialect.unified.pipeline import Dialect
 from dialect.unified.tasks import REQUESTS
-from dialect.world import QA_TYPES, WorldConfig, make_example
+from dialect.world import QA_TYPES, make_example
 
 
 def said_pairs(caption: str) -> Counter:
     """(colour, shape) pairs a caption states as a colour word right before a shape word."""
-    words = [_PLURALS.get(w, w) for w in re.findall(r"[a-z]+", caption.lower())]
-    kind = lambda w: _WORD.get(w, ("", ""))  # noqa: E731
+    words = attribute_words(caption)
     return Counter(
-        (kind(a)[1], kind(b)[1])
+        (a[1], b[1])
         for a, b in zip(words, words[1:], strict=False)
-        if kind(a)[0] == "color" and kind(b)[0] == "shape"
+        if a and b and a[0] == "color" and b[0] == "shape"
     )
 
 
 def accuracy(answers: list[str], qas: list[dict]) -> dict[str, float]:
     hit, tot = Counter(), Counter()
     for a, qa in zip(answers, qas, strict=True):
-        hit[qa["type"]] += a.strip().lower() == qa["answer"].strip().lower()
+        hit[qa["type"]] += answer_matches(a, qa["answer"])
         tot[qa["type"]] += 1
     out = {t: hit[t] / tot[t] for t in QA_TYPES if tot[t]}
     out["overall"] = sum(hit.values()) / sum(tot.values())
@@ -59,7 +58,7 @@ def main() -> None:
     request = REQUESTS["caption"][0]
     rows = []
     for k in args.objects:
-        world = WorldConfig(size=d.image_size, min_objects=k, max_objects=k)
+        world = fixed_object_count(k, d.image_size)
         exs = [make_example(i, EVAL_SEED, world, "train", with_edits=False) for i in range(args.n)]
         spans = d.tar.image_spans(torch.stack([to_tensor(e["image"]) for e in exs]))
         caps = d.tar.generate_text([[("user", [s, request])] for s in spans], 48)

@@ -28,10 +28,21 @@ _WORD.update({w: ("size", s) for s, ws in SIZE_WORDS.items() for w in ws})
 _PLURALS = {plural(w): w for ws in SYNONYMS.values() for w in ws}
 
 
+def attribute_words(text: str) -> list[tuple[str, str] | None]:
+    """Each word of `text` in order, as (kind, canonical value) when it names an attribute
+    (synonyms and plurals mapped: "boxes" -> ("shape", "square")), else None."""
+    words = (_PLURALS.get(w, w) for w in re.findall(r"[a-z]+", text.lower()))
+    return [_WORD.get(w) for w in words]
+
+
 def caption_attributes(text: str) -> Counter:
     """Attribute values a caption mentions, e.g. Counter({("color", "red"): 1, ("shape", "circle"): 2})."""
-    words = re.findall(r"[a-z]+", text.lower())
-    return Counter(_WORD[_PLURALS.get(w, w)] for w in words if _PLURALS.get(w, w) in _WORD)
+    return Counter(a for a in attribute_words(text) if a is not None)
+
+
+def answer_matches(got: str, answer: str) -> bool:
+    """VQA-mini's exact match: the one-word answer, lower-cased and stripped."""
+    return got.strip().lower() == answer.strip().lower()
 
 
 def scene_attributes(scene: Scene) -> Counter:
@@ -63,7 +74,7 @@ def vqa_mini(model, n: int = 200, seed: int = EVAL_SEED, split: str = "train", b
         chunk = items[start : start + batch_size]
         answers = model.ask([img for img, _ in chunk], [qa["question"] for _, qa in chunk])
         for (_, qa), got in zip(chunk, answers, strict=True):
-            ok = got.strip().lower() == qa["answer"].strip().lower()
+            ok = answer_matches(got, qa["answer"])
             hits[qa["type"]] += ok
             totals[qa["type"]] += 1
             if not ok and len(failures) < 20:
