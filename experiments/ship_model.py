@@ -177,6 +177,11 @@ def card(
         f" {tar['tasks'].get('vqa_turns', 1)} questions per VQA image"
         " ([tar_recipe.md](../../../../experiments/results/tar_recipe.md))."
     )
+    if tar["tasks"].get("vqa_describe", 0.0) > 0:
+        recipe += (
+            f" A share of {tar['tasks']['vqa_describe']:g} of its VQA samples opens with a caption turn"
+            " ([vqa_binding.md](../../../../experiments/results/vqa_binding.md))."
+        )
     return f"""# dialect default model (tiny preset)
 
 The model `dialect caption|ask|generate|edit` use when no `--model` is given.
@@ -202,7 +207,8 @@ The model `dialect caption|ask|generate|edit` use when no `--model` is given.
   paper's numbers and from the project's targets (see the issues). Images that are not ShapeWorld-like are
   read as the nearest ShapeWorld scene. Drawing is the weakest part: even from the tokens of a real
   image, the de-tokenizers redraw the whole scene right (every object's shape, colour, size and
-  place) only for a minority of scenes
+  place) only for part of the scenes, and for far fewer when a scene holds a colour-shape pair
+  unseen in training
   ([detok_fidelity.md](../../../../experiments/results/detok_fidelity.md)), so GenEval-mini and
   Edit-mini, which grade the drawn image, stay low while the LM's answers and captions, read
   from the tokens directly, are far better (`experiments/results/`). Among the answers, those

@@ -5,8 +5,9 @@ by it. This script looks only at the grid cell under each object's centre, on mu
 (1-4 objects, train split, fresh seed), and reports for each TA-Tok folder:
 - how many distinct codes the tokenizer uses at object cells, and overall (finest scale);
 - linear-probe accuracy (eval.probe, 75/25 split) of shape, colour and size from the teacher's
-  feature at that cell (the upper bound of what the tokens can keep) and from the features decoded
-  from the tokens at every scale.
+  feature at that cell (the upper bound of what the tokens can keep), from the features decoded
+  from the tokens at every scale, and from the raw finest codes (the cell's code alone and the 3x3
+  block of codes around it: what an LM reading the token ids has before its own layers mix them).
 
     python experiments/tatok_object_cells.py runs/tiny/tatok/model runs/tiny/tatok-stoch/model ...
 Writes experiments/results/tatok_object_cells.{md,json} (`--merge` keeps earlier folders' rows).
@@ -48,6 +49,14 @@ def probe_folder(path: str, n: int) -> dict:
         feats[f"tokens, scale {k} ({tat.num_tokens(k)} tok)"] = torch.cat(dec).float()
     ids0 = torch.cat([tat.encode_ids(x[i : i + 100], 0) for i in chunks])
     g = tat.grid
+    # What the LM reads before any mixing: the finest code at the cell alone, and the 3x3 block of
+    # codes around it (zero-padded at the border), as codebook vectors.
+    codes = tat.quantizer.lookup(ids0).reshape(n, g, g, -1).float()
+    feats["code alone, scale 0"] = codes
+    padded = torch.nn.functional.pad(codes, (0, 0, 1, 1, 1, 1))
+    feats["codes 3x3, scale 0"] = torch.cat(
+        [padded[:, dy : dy + g, dx : dx + g] for dy in range(3) for dx in range(3)], dim=-1
+    )
     rows = [
         (b, min(int(o.y * g), g - 1), min(int(o.x * g), g - 1),
          SHAPES.index(o.shape), world.colors.index(o.color), SIZES.index(o.size))
