@@ -1,9 +1,11 @@
 """Batch-1 decoding speed of DecoderLM: KV cache vs recompute vs `transformers` generate, against
 the memory-bandwidth bound, all measured side by side in one run.
 
-Decoding one token at batch 1 reads every weight once, so its speed is bounded by
-memory read bandwidth / model bytes. This script measures that bandwidth (streaming sum over a
-512 MiB fp32 tensor, best of 5, same threads) and reports each path as a fraction of the bound.
+Decoding one token at batch 1 reads every weight once (and the KV cache), so its speed is bounded
+by memory read bandwidth / bytes read per step. This script samples that bandwidth (a streaming sum
+over a 512 MiB fp32 tensor, same threads) before every timed run, takes the median like the
+timings, and reports each path as a fraction of the bound (`step_bytes`: the weights a step streams,
+i.e. all but the token embedding table, plus the cache) and of the looser bandwidth / model bytes.
 
 For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - n random ids):
 - cached / uncached: the last n greedy steps only (prefill untimed): one token into the
@@ -12,11 +14,13 @@ For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - 
   `LlamaForCausalLM.generate` (greedy, KV cache) on the same weights (`dialect.lm.llama.to_llama`);
 - compiled: the same two timings with `DecoderLM.compile_decoding()` (fixed-shape KV caches, one
   `torch.compile`d step per token); its compile time is paid in the warm-up and reported apart;
-- same: all six paths produced the same greedy tokens.
-Paths run interleaved, `--repeats` times; medians are reported.
+- same: all paths produced the same greedy tokens.
+A second table (`--long`, default 1024) generates that many tokens after an 8-id prompt: decoding
+speed over a long generation, without the long prefill that dominates the first table's L = 1024
+'generate' columns. Paths run interleaved, `--repeats` times; medians are reported.
 
-    python benchmarks/bench_decode.py [--config llama20m|tiny] [--steps 64] [--repeats 3]
-        [--threads N] [--write]
+    python benchmarks/bench_decode.py [--config llama20m|tiny] [--steps 64] [--long 1024]
+        [--repeats 3] [--threads N] [--write]
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from dialect.lm.llama import to_llama
 from dialect.lm.transformer import CAPACITY_STEP
 
 try:
-    from benchmarks.common import parser, read_bandwidth, report, start
+    from benchmarks.common import BandwidthProbe, median_seconds, parser, report, start
 except ImportError:  # run as a script from the repo root
-    from common import parser, read_bandwidth, report, start
+    from common import BandwidthProbe, median_seconds, parser, report, start
 
 CONFIGS = {
     # the issue's reference size class: a 4-layer ~20M-parameter Llama
@@ -95,23 +99,65 @@ PATHS = {  # (eager DecoderLM, its compiled twin, transformers Llama, prompt ids
     "ours_compiled": lambda m, c, h, ids, n: generate_ours(c, ids, n),
     "hf": lambda m, c, h, ids, n: generate_hf(h, ids, n),
 }
+LONG_PROMPT = 8  # --long rows: prompt ids before the L generated tokens
+
+
+def step_bytes(model: DecoderLM, positions: float) -> float:
+    """Bytes one batch-1 decoding step reads: every weight but the token embedding table (of which
+    it reads one row), plus the keys and values of `positions` cached positions in every layer."""
+    c = model.config
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    emb = model.tok_emb.weight
+    if not c.tie_embeddings:  # a tied table is streamed whole by the output head
+        weights -= (emb.shape[0] - 1) * emb.shape[1] * emb.element_size()
+    return weights + 2 * c.depth * c.dim * emb.element_size() * positions
+
+
+def weights_only(model: DecoderLM, probe: BandwidthProbe, passes: int = 200) -> tuple[float, float]:
+    """The weight products of one decoding step alone: every Linear of `model` applied to one row,
+    nothing else (no norms, attention, cache or Python between them) -> (passes/s, median bandwidth
+    in bytes/s sampled around the timing). The ceiling that the CPU's matrix-vector kernel leaves
+    a decoding step, as opposed to the bandwidth bound, which a streaming sum sets."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    rows = [torch.ones(1, m.in_features, device=model.tok_emb.weight.device) for m in linears]
+
+    def one_pass() -> None:
+        for m, x in zip(linears, rows, strict=True):
+            m(x)
+
+    bandwidth, times = [], []
+    for _ in range(3):
+        bandwidth.append(probe.sample())
+        times.append(median_seconds(one_pass, passes // 3))
+    return 1 / statistics.median(times), statistics.median(bandwidth)
 
 
 def measure(
-    model: DecoderLM, compiled: DecoderLM, llama, length: int, n: int, repeats: int
-) -> tuple[dict[str, float], bool]:
-    """Tokens/s of every path at total length `length`, and whether all decoded the same tokens."""
+    model: DecoderLM,
+    compiled: DecoderLM,
+    llama,
+    prompt: int,
+    n: int,
+    repeats: int,
+    probe: BandwidthProbe,
+    paths=tuple(PATHS),
+) -> tuple[dict[str, float], float, bool]:
+    """Tokens/s of each path in `paths` generating n tokens after `prompt` random ids, the median
+    memory read bandwidth sampled between them (bytes/s), and whether all decoded the same tokens."""
     device = model.tok_emb.weight.device
-    g = torch.Generator().manual_seed(length)
-    ids = torch.randint(0, model.config.vocab_size, (1, length - n), generator=g).to(device)
-    times: dict[str, list[float]] = {k: [] for k in PATHS}
-    tokens = {}
+    g = torch.Generator().manual_seed(prompt + n)
+    ids = torch.randint(0, model.config.vocab_size, (1, prompt), generator=g).to(device)
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    bandwidth, tokens = [], {}
     for _ in range(repeats):
-        for name, run in PATHS.items():
-            t, tokens[name] = run(model, compiled, llama, ids, n)
+        for name in paths:
+            bandwidth.append(probe.sample())
+            t, tokens[name] = PATHS[name](model, compiled, llama, ids, n)
             times[name].append(t)
-    same = all(torch.equal(tokens["cached"], t.to(tokens["cached"])) for t in tokens.values())
-    return {k: n / statistics.median(v) for k, v in times.items()}, same
+    first = tokens[paths[0]]
+    same = all(torch.equal(first, t.to(first)) for t in tokens.values())
+    rates = {k: n / statistics.median(v) for k, v in times.items()}
+    return rates, statistics.median(bandwidth), same
 
 
 def main() -> None:
@@ -119,6 +165,10 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="llama20m", help="model size")
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="total lengths L")
     ap.add_argument("--steps", type=int, default=64, help="new tokens n (at most L / 2)")
+    ap.add_argument(
+        "--long", type=int, nargs="*", default=[1024],
+        help=f"also generate this many tokens after a {LONG_PROMPT}-id prompt (no uncached path)",
+    )  # fmt: skip
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -132,57 +182,107 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     load = start(args)
-    bandwidth = read_bandwidth(device)
-    bound = bandwidth / weight_bytes
-    gbs = bandwidth / 1e9
-    print(
-        f"{params / 1e6:.1f}M parameters, {weight_bytes / 1e6:.1f} MB; "
-        f"bandwidth {gbs:.1f} GB/s -> {bound:.0f} tok/s"
+    probe = BandwidthProbe(device)
+    print(f"{params / 1e6:.1f}M parameters, {weight_bytes / 1e6:.1f} MB")
+    head = (
+        "| cached tok/s | compiled tok/s | bandwidth GB/s | bound tok/s | cached / bound "
+        "| compiled / bound | cached / model-bytes bound | ours generate tok/s "
+        "| ours compiled generate tok/s | HF generate tok/s "
+        "| ours / HF | ours compiled / HF | same |"
     )
-    rows = [
-        "| L | n | cached tok/s | uncached tok/s | cached / uncached | compiled tok/s | cached / bound "
-        "| compiled / bound | ours generate tok/s | ours compiled generate tok/s | HF generate tok/s "
-        "| ours / HF | ours compiled / HF | same |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    tail_rows = [
+        "| L | n | uncached tok/s | cached / uncached " + head,
+        "|---" * 17 + "|",
     ]
+    long_rows = ["| new tokens | prompt " + head, "|---" * 15 + "|"]
     compile_seconds = {}
+    tail, long = [], []
+
+    def row(r: dict[str, float], bandwidth: float, positions: float, same: bool) -> str:
+        best = probe.best  # the bound: the highest bandwidth seen in the whole run
+        bound = best / step_bytes(model, positions)
+        return (
+            f"| {r['cached']:.1f} | {r['compiled']:.1f} | {bandwidth / 1e9:.1f} | {bound:.0f} "
+            f"| {r['cached'] / bound:.0%} | {r['compiled'] / bound:.0%} "
+            f"| {r['cached'] * weight_bytes / best:.0%} "
+            f"| {r['ours']:.1f} | {r['ours_compiled']:.1f} | {r['hf']:.1f} "
+            f"| {r['ours'] / r['hf']:.2f}x | {r['ours_compiled'] / r['hf']:.2f}x "
+            f"| {'yes' if same else 'NO'} |"
+        )  # fmt: skip
+
     with torch.inference_mode():
         t0 = time.perf_counter()
-        measure(model, compiled, llama, 64, 8, 1)  # warm-up: allocator, kernels, thread pool
+        measure(model, compiled, llama, 56, 8, 1, probe)  # warm-up: allocator, kernels, thread pool
         compile_seconds["first warm-up"] = time.perf_counter() - t0
+        products, products_bw = weights_only(model, probe)
         for length in args.lengths:
             n = min(args.steps, length // 2)
             t0 = time.perf_counter()  # compiles the step for this length's cache shape
-            measure(model, compiled, llama, length, 2, 1)
+            measure(model, compiled, llama, length - n, 2, 1, probe)
             compile_seconds[f"L={length}"] = time.perf_counter() - t0
-            r, same = measure(model, compiled, llama, length, n, args.repeats)
-            rows.append(
-                f"| {length} | {n} | {r['cached']:.1f} | {r['uncached']:.1f} "
-                f"| {r['cached'] / r['uncached']:.1f}x | {r['compiled']:.1f} "
-                f"| {r['cached'] / bound:.0%} | {r['compiled'] / bound:.0%} "
-                f"| {r['ours']:.1f} | {r['ours_compiled']:.1f} | {r['hf']:.1f} "
-                f"| {r['ours'] / r['hf']:.2f}x | {r['ours_compiled'] / r['hf']:.2f}x "
-                f"| {'yes' if same else 'NO'} |"
-            )  # fmt: skip
-            print(rows[-1], flush=True)
+            r, bw, same = measure(model, compiled, llama, length - n, n, args.repeats, probe)
+            tail.append((length, n, r, bw, same))
+            print(length, {k: round(v, 1) for k, v in r.items()}, f"{bw / 1e9:.1f} GB/s", flush=True)
+        long_paths = tuple(k for k in PATHS if k != "uncached")
+        for n in args.long:
+            t0 = time.perf_counter()
+            measure(model, compiled, llama, LONG_PROMPT, n, 1, probe, long_paths)  # compiles, warms
+            compile_seconds[f"{n} new"] = time.perf_counter() - t0
+            r, bw, same = measure(model, compiled, llama, LONG_PROMPT, n, args.repeats, probe, long_paths)
+            long.append((n, r, bw, same))
+            print(n, "new", {k: round(v, 1) for k, v in r.items()}, f"{bw / 1e9:.1f} GB/s", flush=True)
+    # formatted after every sample is in: the bound uses the best bandwidth of the whole run
+    for length, n, r, bw, same in tail:
+        tail_rows.append(
+            f"| {length} | {n} | {r['uncached']:.1f} | {r['cached'] / r['uncached']:.1f}x "
+            + row(r, bw, length - n / 2, same)
+        )
+    for n, r, bw, same in long:
+        long_rows.append(f"| {n} | {LONG_PROMPT} " + row(r, bw, LONG_PROMPT + n / 2, same))
     c = config
+    linear_bytes = sum(
+        m.weight.numel() * m.weight.element_size() for m in model.modules() if isinstance(m, torch.nn.Linear)
+    )
+    products_bound = probe.best / linear_bytes
+    ceiling = (
+        "| weight products alone tok/s | bandwidth GB/s (median) | their bound tok/s | products / bound |\n"
+        "|---|---|---|---|\n"
+        f"| {products:.0f} | {products_bw / 1e9:.1f} | {products_bound:.0f} "
+        f"| {products / products_bound:.0%} |\n"
+    )
+    kv = 2 * c.depth * c.dim * 4
+    streamed = step_bytes(model, 0)
     note = (
         f"\nDecoderLM '{args.config}' (dim {c.dim}, depth {c.depth}, heads {c.heads}, vocab {c.vocab_size}, "
         f"{params / 1e6:.1f}M parameters, {weight_bytes / 1e6:.1f} MB fp32, RoPE) and the same weights as a "
         f"`transformers` {__import__('transformers').__version__} LlamaForCausalLM; batch 1, fp32, greedy, "
-        f"torch.inference_mode, on {device}. Memory read bandwidth measured in this run: "
-        f"{bandwidth / 1e9:.1f} GB/s, so the weight-streaming bound is {bound:.0f} tok/s "
-        f"(the KV cache adds {4 * c.depth * c.dim * 2 / 1e3:.1f} kB per position on top, not counted). "
-        f"'cached' and 'uncached' time the last n steps only; 'generate' columns time prefill + n steps "
-        f"end to end. 'compiled' is `DecoderLM.compile_decoding()` (fixed-shape caches, a `torch.compile`d "
+        f"torch.inference_mode, on {device}. First table: a prompt of L - n random ids, then n new tokens; "
+        "'cached', 'uncached' and 'compiled' time the n steps only (prefill untimed), the 'generate' "
+        "columns time prefill + n steps end to end. Second table: "
+        f"the given number of new tokens after a {LONG_PROMPT}-id prompt (no uncached path: it would "
+        "recompute up to 1,000 positions per token). "
+        "'bound': the memory read bandwidth, sampled (a streaming sum over 512 MiB) before every timed "
+        f"run; the best sample of the run ({probe.best / 1e9:.1f} GB/s: the machine's capability; "
+        "the 'bandwidth' column gives each row's median, which swings with the neighbours on this "
+        "shared VM) divided by the bytes one step reads: the "
+        f"weights it streams ({streamed / 1e6:.1f} MB: all but the token embedding table, of which a "
+        f"step reads one row) plus the KV cache at the mean cached length of the timed steps "
+        f"({kv / 1e3:.1f} kB per position). 'model-bytes bound' divides by the whole "
+        f"{weight_bytes / 1e6:.1f} MB instead (the issue's wording; looser by the embedding table). "
+        "Third table: the ceiling under that bound that the CPU's matrix-vector product leaves: every "
+        f"Linear of the model ({linear_bytes / 1e6:.1f} MB) applied to one row and nothing else, in the "
+        "same decoding layout (`dialect.nn.linear`), against the same bandwidth bound. "
+        f"'compiled' is `DecoderLM.compile_decoding()` (fixed-shape caches, a `torch.compile`d "
         f"step, cache capacities rounded up to multiples of {CAPACITY_STEP}); warm-ups before the timed "
-        "runs compiled it for each new cache shape, taking (warm-up decoding of all six paths included) "
+        "runs compiled it for each new cache shape, taking (warm-up decoding of every path included) "
         + ", ".join(f"{k}: {v:.0f} s" for k, v in compile_seconds.items())
         + f". Median of {args.repeats} interleaved repeats after a warm-up. "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
     title = f"LM decoding: KV cache vs recompute vs transformers ({args.config}, batch 1)"
-    report(title, "\n".join(rows) + "\n" + note, args.write)
+    long_table = "\n".join(long_rows) + "\n\n" if args.long else ""
+    body = "\n".join(tail_rows) + "\n\n" + long_table + ceiling + note
+    report(title, body, args.write)
 
 
 if __name__ == "__main__":

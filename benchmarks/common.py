@@ -44,17 +44,35 @@ def append_section(title: str, body: str) -> None:
 def read_bandwidth(device: torch.device | str = "cpu", mib: int = 512, repeats: int = 5) -> float:
     """Memory read bandwidth in bytes/s: the best of `repeats` streaming sums over `mib` MiB of fp32,
     with the current torch thread count (a sum reads each byte once and writes nothing)."""
-    import time
+    probe = BandwidthProbe(device, mib)
+    for _ in range(repeats):
+        probe.sample()
+    return probe.best
 
-    x = torch.ones(mib * 2**20 // 4, device=device)
-    best = float("inf")
-    for _ in range(repeats + 1):  # the first pass faults the pages in
-        if torch.device(device).type == "cuda":
+
+class BandwidthProbe:
+    """Memory read bandwidth sampled between the timed runs of a benchmark, so that a bound and the
+    timings it judges share the machine's state (on a shared VM the bandwidth swings 2-5x within
+    minutes: 15 to 80 GB/s measured here on different days, 49 and 78 GB/s within one run). `sample()`
+    times one streaming sum over `mib` MiB of fp32 (the pages are faulted in at construction) ->
+    bytes/s; `best` is the highest sample so far, the machine's capability as far as seen."""
+
+    def __init__(self, device: torch.device | str = "cpu", mib: int = 512) -> None:
+        self.device = torch.device(device)
+        self.x = torch.ones(mib * 2**20 // 4, device=self.device)
+        self.x.sum().item()
+        self.best = 0.0
+
+    def sample(self) -> float:
+        import time
+
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        x.sum().item()
-        best = min(best, time.perf_counter() - t0)
-    return x.numel() * 4 / best
+        self.x.sum().item()
+        rate = self.x.numel() * 4 / (time.perf_counter() - t0)
+        self.best = max(self.best, rate)
+        return rate
 
 
 def median_seconds(fn, repeats: int) -> float:

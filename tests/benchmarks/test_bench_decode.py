@@ -1,0 +1,28 @@
+"""The decoding benchmark's bound: the bytes a step reads and the bandwidth it is divided into."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
+
+from benchmarks.bench_decode import step_bytes  # noqa: E402
+from benchmarks.common import BandwidthProbe  # noqa: E402
+
+from dialect.lm import DecoderLM, LMConfig  # noqa: E402
+
+
+def test_step_bytes_counts_streamed_weights_and_the_cache_not_the_embedding_table():
+    config = LMConfig(vocab_size=100, dim=32, depth=2, heads=2, max_len=64)
+    model = DecoderLM(config)
+    total = sum(p.numel() * 4 for p in model.parameters())
+    table = 100 * 32 * 4
+    assert step_bytes(model, 0) == total - table + 32 * 4  # one embedding row is read
+    assert step_bytes(model, 10) - step_bytes(model, 0) == 10 * 2 * 2 * 32 * 4  # k and v, 2 layers
+    tied = DecoderLM(LMConfig(vocab_size=100, dim=32, depth=2, heads=2, max_len=64, tie_embeddings=True))
+    assert step_bytes(tied, 0) == sum(p.numel() * 4 for p in tied.parameters())  # the head streams it
+
+
+def test_bandwidth_probe_keeps_the_best_sample():
+    probe = BandwidthProbe(mib=8)
+    samples = [probe.sample() for _ in range(3)]
+    assert all(s > 0 for s in samples) and probe.best == max(samples)
