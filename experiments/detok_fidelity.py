@@ -48,6 +48,28 @@ def sampling_of(kind: str, model) -> str:
     )
 
 
+def recovered(row: dict) -> str:
+    """The table's recovery cell: shape / colour / size / position / count, or '-' for rows
+    measured before it was recorded."""
+    rec = row.get("recovery")
+    if not rec:
+        return "-"
+    return " / ".join(f"{rec[k]:.2f}" for k in ("shape", "color", "size", "position", "count"))
+
+
+def apply_overrides(model, pairs: list[str]) -> str:
+    """Set `FIELD=VALUE` pairs on `model.config` (values parsed as YAML scalars: 50, 2.5, false)
+    -> a label suffix naming them ('' when there are none)."""
+    import yaml
+
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not hasattr(model.config, name):
+            raise SystemExit(f"--set: {type(model.config).__name__} has no field {name!r}")
+        setattr(model.config, name, yaml.safe_load(value))
+    return f" {{{', '.join(pairs)}}}" if pairs else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ar", action="append", default=[], help="AR-DTok folder (repeatable)")
@@ -58,6 +80,11 @@ def main() -> None:
     ap.add_argument(
         "--split", default="heldout", choices=("heldout", "train"),
         help="heldout: scenes with unseen colour-shape pairs (default); train: fresh training-like scenes",
+    )  # fmt: skip
+    ap.add_argument(
+        "--set", nargs="+", default=[], metavar="FIELD=VALUE",
+        help="override sampling fields of the models' configs (e.g. sample_steps=50 guidance=2 snap=false); "
+        "the rows are labelled with them",
     )  # fmt: skip
     ap.add_argument("--merge", action="store_true", help="keep the other models' rows of the last run")
     ap.add_argument("--table-only", action="store_true", help="rewrite the .md from the .json, run nothing")
@@ -73,9 +100,10 @@ def main() -> None:
     todo = [("ar", p) for p in args.ar] + [("diffusion", p) for p in args.diffusion]
     for kind, path in [] if args.table_only else todo:
         model = load_detokenizer(kind, path)
+        overridden = apply_overrides(model, args.set)
         run = Path(path).parent  # the run folder, named with its parent (runs/tiny/x vs runs/all/x)
         tag = "" if args.split == "heldout" else " [train split]"
-        label = f"{kind} ({run.parent.name}/{run.name}){tag}"
+        label = f"{kind} ({run.parent.name}/{run.name}){overridden}{tag}"
         if "pixelvq" not in raw:  # the pixel VQ alone: what a perfect de-tokenizer could reach
             codec = lambda x, b, m=model: m.codec(x).clamp(-1, 1)  # noqa: E731
             row, _ = score_reconstructions(codec, WorldConfig(), args.n, args.batch_size, desc="pixel VQ")
@@ -89,8 +117,8 @@ def main() -> None:
         }  # fmt: skip
         for scale, (originals, recons) in examples.items():
             pairs = np.stack([originals[:16], recons[:16]], axis=1).reshape(-1, *originals.shape[1:])
-            name = label.replace(" [train split]", "_train").replace(" (", "_").replace(")", "")
-            name = name.replace("/", "-")
+            name = label.replace(" [train split]", "_train").replace(" (", "_").replace(" {", "_")
+            name = "".join(ch for ch in name.replace("/", "-") if ch.isalnum() or ch in "-_.=")
             save_grid(pairs, OUT / f"{name}_{scale}.png", ncols=8)
         print(f"{label}: {json.dumps(res)}")
     rows = []
@@ -104,7 +132,7 @@ def main() -> None:
             )
             rows.append(
                 f"| {label} | {what} | {sampling} | {split} | {r['n']} | {r['fidelity']:.3f} "
-                f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['sec_per_image']:.3f} |"
+                f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['sec_per_image']:.3f} | {recovered(r)} |"
             )
     table = (
         "# De-tokenizers: TA-Tok ids -> pixels, per scale\n\n"
@@ -116,10 +144,14 @@ def main() -> None:
         "(shape, colour, size, 3x3 position of every object); PSNR/SSIM on [0, 1]; seconds per image = "
         "tokenize + de-tokenize at that batch size, with each model's default sampling (column "
         "'sampling': AR guidance g and temperature t, 0 = greedy; diffusion Euler steps and guidance). "
+        "Last column (rows measured since it exists): `world.grade.recovery` of the reconstructions, the "
+        "fraction of original objects redrawn with the right shape, colour, size and 3x3 position, and "
+        "of images with the right object count: where the fidelity is lost. "
         "Example sheets (input, reconstruction, ...): "
         "`detok_fidelity/<decoder>_<root>-<run>_scale<k>.png`.\n\n"
-        "| decoder | scale | sampling | split | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image |\n"
-        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| decoder | scale | sampling | split | scenes | semantic fidelity | PSNR (dB) | SSIM | s / image "
+        "| recovered shape / colour / size / position / count |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     print(table)
     write_keeping_notes(OUT.with_suffix(".md"), table)

@@ -6,7 +6,10 @@ image -> TA-Tok ids at scale k -> de-tokenizer (AR-DTok or Dif-DTok) -> image, t
   (shape, colour, size, column, row) objects) -- the question "did the tokens keep the scene?";
 - `psnr`, `ssim`: per image on [0, 1] against the original, averaged over images
   (`eval.metrics`, checked against scikit-image);
-- `sec_per_image`: wall-clock seconds of tokenize + de-tokenize per image at `batch_size`.
+- `sec_per_image`: wall-clock seconds of tokenize + de-tokenize per image at `batch_size`;
+- `recovery`: where fidelity is lost, `world.grade.recovery` of the graded reconstructions: the
+  fraction of original objects redrawn with the right shape / colour / size / 3x3 position, of
+  images with the right object count, and spurious objects per image.
 Every row names the sample count, seed and split. Any model with
 `reconstruct(images, scale, seed=...)` and `condition.num_scales` works; `score_reconstructions`
 scores any image -> image function (e.g. the pixel VQ alone, the de-tokenizers' upper bound).
@@ -27,7 +30,7 @@ from dialect.data.sample import collate
 from dialect.data.shapeworld import ShapeWorldDataset
 from dialect.eval.metrics import psnr, ssim, to_unit
 from dialect.world import WorldConfig
-from dialect.world.grade import parse_image, scene_equal
+from dialect.world.grade import parse_image, recovery, scene_equal
 from dialect.world.scene import Scene
 
 EVAL_SEED = 3_000_017
@@ -45,9 +48,11 @@ def score_reconstructions(
     progress: bool = True,
 ) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
     """`reconstruct(images, batch_index) -> images` over `n` fresh scenes ->
-    ({n, fidelity, psnr, ssim, sec_per_image}, (originals, reconstructions) of the first batch)."""
+    ({n, fidelity, psnr, ssim, sec_per_image, recovery}, (originals, reconstructions) of the
+    first batch)."""
     ds = ShapeWorldDataset(world, seed=seed, length=n, split=split)
     hits, psnrs, ssims, seconds, first = 0, [], [], 0.0, None
+    truths, parsed = [], []
     for b, start in enumerate(tqdm(range(0, n, batch_size), desc=desc, disable=not progress)):
         batch = collate([ds[i] for i in range(start, min(n, start + batch_size))])
         x = batch["image"]
@@ -58,7 +63,9 @@ def score_reconstructions(
         ssims.append(ssim(to_unit(recon), to_unit(x)))
         images = to_uint8(recon)
         for img, meta in zip(images, batch["meta"], strict=True):
-            hits += scene_equal(parse_image(img, world), Scene.from_dict(meta["scene"]))
+            truths.append(Scene.from_dict(meta["scene"]))
+            parsed.append(parse_image(img, world))
+            hits += scene_equal(parsed[-1], truths[-1])
         if first is None:
             first = (to_uint8(x), images)
     row = {
@@ -67,6 +74,7 @@ def score_reconstructions(
         "psnr": float(torch.cat(psnrs).mean()),
         "ssim": float(torch.cat(ssims).mean()),
         "sec_per_image": seconds / n,
+        "recovery": recovery(truths, parsed),
     }
     return row, first
 
@@ -83,7 +91,7 @@ def evaluate_reconstruction(
     **sampling,
 ) -> tuple[dict, dict]:
     """A de-tokenizer per TA-Tok scale -> ({"scale{k}": {tokens, n, fidelity, psnr, ssim,
-    sec_per_image}}, {"scale{k}": (originals, reconstructions) uint8 (m, H, W, 3)}).
+    sec_per_image, recovery}}, {"scale{k}": (originals, reconstructions) uint8 (m, H, W, 3)}).
     `sampling` goes to `model.reconstruct`; batch b is sampled with seed `seed + b`."""
     model.eval()
     world = replace(world, size=model.condition.tatok.config.teacher.image_size)
