@@ -85,15 +85,20 @@ def models(batch: int) -> dict[str, tuple[torch.nn.Module, dict]]:
 
 
 def step_fn(model: torch.nn.Module, batch: dict):
+    """-> (one training step, trainable parameter count). Every call reseeds the global RNG, so
+    the random draws inside a loss (TA-Tok's scale per step, diffusion timesteps, condition
+    dropout) are the same in every call: the FLOP-counted step and the timed ones do the same work
+    (TA-Tok's step at its finest scale costs 2.5x its coarsest)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)
 
     def step() -> float:
+        torch.manual_seed(0)
         loss = model.training_losses(batch)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     return step, sum(p.numel() for p in params)
 
@@ -129,7 +134,8 @@ def main() -> None:
     body = (
         "\n".join(rows) + f"\n\nPeak: best fp32 2048 x 2048 matmul in this run, {peak / 1e9:.1f} GFLOP/s. "
         "FLOPs counted by torch's FlopCounterMode over one full step (forward + backward; frozen parts' "
-        f"forward included), times the median of {args.repeats} steps after a warm-up, fp32. "
+        f"forward included), times the median of {args.repeats} steps after a warm-up, fp32; every step "
+        "reseeds the RNG, so all of them draw what the counted one drew (e.g. TA-Tok's scale). "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
     report("Training throughput and MFU (tiny models)", body, args.write)

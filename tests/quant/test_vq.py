@@ -94,6 +94,18 @@ def test_stochastic_sampling_in_training_only():
     assert torch.equal(tiny(z, generator=torch.Generator().manual_seed(3))[1], argmax)
 
 
+def test_sample_rows_draws_each_id_with_its_probability():
+    """Inverse-CDF sampling: empirical frequencies match the rows, zero-probability ids never come."""
+    g = torch.Generator().manual_seed(0)
+    row = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.3, 0.0])
+    ids = vq_mod.sample_rows(row.expand(100_000, -1), g)
+    freq = torch.bincount(ids, minlength=6).float() / ids.numel()
+    assert freq[row == 0].sum() == 0
+    torch.testing.assert_close(freq, row, atol=0.006, rtol=0)  # 4 sigma of 100k draws at p = 0.5
+    peaked = torch.softmax(torch.randn(50, 4096, generator=g) / 1e-6, dim=-1)  # one-hot rows
+    assert torch.equal(vq_mod.sample_rows(peaked, g), peaked.argmax(-1))
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_chunked_equals_unchunked_at_65536_codes(metric):
     vq = learned(dim=16, num_codes=65536, metric=metric, chunk_size=0).eval()

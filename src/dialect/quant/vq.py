@@ -66,6 +66,20 @@ class VQConfig:
     dead_after: int = 100  # training forward calls without use before a code is restarted
 
 
+def sample_rows(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One id per row of probs (N, K) (rows >= 0, summing to ~1), drawn with probability
+    proportional to the row: inverse-CDF sampling, one uniform per row against the row's cumulative
+    sum (scaled by its total, so rounding never leaves a gap). The same distribution as
+    `torch.multinomial(probs, 1)`, which on the CPU draws an exponential variate per *entry*
+    (N x K of them): for TA-Tok's 2,688 x 4,096 similarities per training batch that took 175 ms
+    here against 14 ms, a third of the whole TA-Tok training step."""
+    cdf = probs.cumsum(dim=-1)  # (N, K)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)
+    # right=True: the first index whose cdf exceeds u * total, so zero-probability entries never win
+    ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)
+    return ids.clamp_(max=probs.shape[1] - 1)
+
+
 def restart_vectors(gathered: torch.Tensor, num_dead: int) -> torch.Tensor:
     """(num_dead, D) replacements from candidates gathered from every rank, (world, M, D).
 
@@ -180,7 +194,7 @@ class VectorQuantizer(nn.Module, Pretrained):
             sim = xs @ codes_t if bias is None else torch.addmm(bias, xs, codes_t, alpha=2.0)  # (n, K)
             if sample:
                 probs = torch.softmax(sim / self.config.tau, dim=-1)
-                ids[s : s + step] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                ids[s : s + step] = sample_rows(probs, generator)
             else:
                 ids[s : s + step] = sim.argmax(dim=-1)
         return ids
