@@ -50,3 +50,24 @@ def test_bad_roles_segments_and_scales_are_clear_errors():
         encode_conversation(v, [("user", [42])])
     with pytest.raises(DialectError, match="scale"):
         encode_conversation(v, [("user", [ImageSpan(torch.tensor([1]), scale=7)])])
+
+
+@pytest.mark.parametrize("image_last", [False, True])
+def test_image_last_puts_the_output_image_at_a_fixed_offset_from_the_input(image_last):
+    """`TarConfig.image_last`: an edit prompt is [instruction, image], so the distance from input
+    token j to output token j is the same for instructions of any length (and not without it)."""
+    from dialect.unified.tasks import conversation
+
+    v = vocab()
+    src = ImageSpan(torch.tensor([3, 1, 4, 1]), scale=1)
+    out = ImageSpan(torch.tensor([2, 7, 1, 8]), scale=1)
+    offsets = set()
+    for instruction in ("make it red.", "move the small blue circle to the left of the big square."):
+        meta = {"task": "ti2i", "user": instruction, "answer": ""}
+        turns = conversation(meta, src, out, image_last=image_last)
+        assert turns[0][1] == ([instruction, src] if image_last else [src, instruction])
+        ids, _ = encode_conversation(v, turns)
+        start = v.special(IM_START)
+        first_in, first_out = [i for i, t in enumerate(ids) if t == start]
+        offsets.add(first_out - first_in)
+    assert (len(offsets) == 1) == image_last

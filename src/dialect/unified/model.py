@@ -71,6 +71,11 @@ class TarConfig:
     # positions of image tokens: "1d" = the sequence position only; "2d" = also a learned vector per
     # TA-Tok grid cell (`unified.grid`), so rows, columns and vertical neighbours are explicit
     image_positions: str = "1d"
+    # I2I / TI2I prompts: False = the input image, then the instruction (user: [image, text]); True =
+    # the instruction, then the image, so the output image begins a fixed number of tokens after the
+    # input image ends, whatever the instruction's length: output token j can find input token j at
+    # one constant relative offset (RoPE), the easiest possible copy (`unified.tasks.conversation`)
+    image_last: bool = False
 
 
 class Tar(nn.Module, Pretrained):
@@ -230,7 +235,8 @@ class Tar(nn.Module, Pretrained):
             outputs.update({i: ImageSpan(c, scale) for i, c in zip(idx, codes, strict=True)})
         seqs, masks = [], []
         for i, meta in enumerate(metas):
-            ids, mask = encode_conversation(self.vocab, conversation(meta, inputs.get(i), outputs.get(i)))
+            turns = conversation(meta, inputs.get(i), outputs.get(i), self.config.image_last)
+            ids, mask = encode_conversation(self.vocab, turns)
             seqs.append(ids)
             masks.append(mask)
         if max(len(s) for s in seqs) > self.config.lm.max_len:

@@ -32,7 +32,7 @@ from dialect.detok import DECODERS
 from dialect.detok.condition import resolve_generator
 from dialect.lm import SamplingConfig
 from dialect.unified.model import Tar
-from dialect.unified.tasks import REQUESTS
+from dialect.unified.tasks import REQUESTS, edit_prompt
 
 MAX_PROMPT_CHARS = 1000
 MAX_IMAGES = 64
@@ -190,7 +190,8 @@ class Dialect:
         ins = [_check_text(t, "instruction") for t in ins]
         decoder = self.resolve_decoder(decoder)
         gen = resolve_generator(None, seed, torch.device("cpu"))
-        convs = [[("user", [span, t])] for span, t in zip(self.tar.image_spans(x), ins, strict=True)]
+        spans, last = self.tar.image_spans(x), self.tar.config.image_last
+        convs = [[("user", edit_prompt(span, t, last))] for span, t in zip(spans, ins, strict=True)]
         codes = self.tar.generate_codes(convs, scale, self._image_sampling(temperature, top_k, top_p), gen)
         return self.decode(codes, scale, decoder, seed, **decoder_sampling)
 

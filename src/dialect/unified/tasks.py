@@ -225,12 +225,18 @@ class JsonlTasks(Dataset):
         return _sample(image, image, task, sample["text"], "", scale)
 
 
-def conversation(meta: dict[str, Any], image_span, target_span) -> list:
-    """The chat turns of one sample, given the ImageSpans of its input and output images."""
+def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool = False) -> list:
+    """The chat turns of one sample, given the ImageSpans of its input and output images.
+    `image_last` (`TarConfig.image_last`): an I2I / TI2I user turn is [instruction, image]."""
     task = meta["task"]
     if task == "t2i":
         return [("user", [meta["user"]]), ("assistant", [target_span])]
     if task in ("caption", "vqa"):
         more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
         return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]]), *more]
-    return [("user", [image_span, meta["user"]]), ("assistant", [target_span])]
+    return [("user", edit_prompt(image_span, meta["user"], image_last)), ("assistant", [target_span])]
+
+
+def edit_prompt(image_span, text: str, image_last: bool = False) -> list:
+    """The user content of an I2I / TI2I turn: [image, text], or [text, image] with `image_last`."""
+    return [text, image_span] if image_last else [image_span, text]
