@@ -21,7 +21,7 @@ import torch
 
 from dialect.cli.eval import fixed_object_count
 from dialect.core.images import to_tensor
-from dialect.eval.understanding import EVAL_SEED, answer_matches, attribute_words
+from dialect.eval.understanding import EVAL_SEED, attribute_words, score_answers
 from dialect.unified.pipeline import Dialect
 from dialect.unified.tasks import REQUESTS
 from dialect.world import QA_TYPES, make_example
@@ -38,13 +38,9 @@ def said_pairs(caption: str) -> Counter:
 
 
 def accuracy(answers: list[str], qas: list[dict]) -> dict[str, float]:
-    hit, tot = Counter(), Counter()
-    for a, qa in zip(answers, qas, strict=True):
-        hit[qa["type"]] += answer_matches(a, qa["answer"])
-        tot[qa["type"]] += 1
-    out = {t: hit[t] / tot[t] for t in QA_TYPES if tot[t]}
-    out["overall"] = sum(hit.values()) / sum(tot.values())
-    return out
+    """Per question type and overall, as VQA-mini scores them."""
+    scores = score_answers(answers, qas)
+    return {**{t: v["value"] for t, v in scores["by_type"].items()}, "overall": scores["overall"]["value"]}
 
 
 @torch.no_grad()

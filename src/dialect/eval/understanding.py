@@ -62,6 +62,24 @@ def _examples(n: int, seed: int, split: str, world: WorldConfig) -> list[dict]:
     return [make_example(i, seed, world, split, with_edits=False) for i in range(n)]
 
 
+def score_answers(answers: list[str], qas: list[dict], max_failures: int = 20) -> dict:
+    """Answers to ShapeWorld questions (`qa` dicts: question, answer, type) -> {"overall",
+    "by_type": {qtype: proportion with its interval}, "failures": the first wrong answers}."""
+    hits, totals, failures = Counter(), Counter(), []
+    for got, qa in zip(answers, qas, strict=True):
+        ok = answer_matches(got, qa["answer"])
+        hits[qa["type"]] += ok
+        totals[qa["type"]] += 1
+        if not ok and len(failures) < max_failures:
+            failures.append({"question": qa["question"], "answer": qa["answer"], "got": got})
+    by_type = {t: proportion(hits[t], totals[t]) for t in QA_TYPES if totals[t]}
+    return {
+        "overall": proportion(sum(hits.values()), sum(totals.values())),
+        "by_type": by_type,
+        "failures": failures,
+    }
+
+
 def vqa_mini(model, n: int = 200, seed: int = EVAL_SEED, split: str = "train", batch_size: int = 50,
              world: WorldConfig | None = None, progress: bool = True) -> dict:  # fmt: skip
     """All questions of `n` scenes -> {"overall", "by_type": {qtype: ...}, "n_scenes", "seed", "split",
@@ -69,20 +87,12 @@ def vqa_mini(model, n: int = 200, seed: int = EVAL_SEED, split: str = "train", b
     world = world or WorldConfig(size=model.image_size)
     exs = _examples(n, seed, split, world)
     items = [(ex["image"], qa) for ex in exs for qa in ex["qa"]]
-    hits, totals, failures = Counter(), Counter(), []
+    answers: list[str] = []
     for start in tqdm(range(0, len(items), batch_size), desc="vqa-mini", disable=not progress):
         chunk = items[start : start + batch_size]
-        answers = model.ask([img for img, _ in chunk], [qa["question"] for _, qa in chunk])
-        for (_, qa), got in zip(chunk, answers, strict=True):
-            ok = answer_matches(got, qa["answer"])
-            hits[qa["type"]] += ok
-            totals[qa["type"]] += 1
-            if not ok and len(failures) < 20:
-                failures.append({"question": qa["question"], "answer": qa["answer"], "got": got})
-    by_type = {t: proportion(hits[t], totals[t]) for t in QA_TYPES if totals[t]}
-    overall = proportion(sum(hits.values()), sum(totals.values()))
-    return {"benchmark": "vqa-mini", "overall": overall, "by_type": by_type, "n_scenes": n, "seed": seed,
-            "split": split, "failures": failures}  # fmt: skip
+        answers += model.ask([img for img, _ in chunk], [qa["question"] for _, qa in chunk])
+    scores = score_answers(answers, [qa for _, qa in items])
+    return {"benchmark": "vqa-mini", **scores, "n_scenes": n, "seed": seed, "split": split}
 
 
 def caption_f1(model, n: int = 200, seed: int = EVAL_SEED, split: str = "train", batch_size: int = 50,
