@@ -187,3 +187,24 @@ def test_cli_eval_objects_keeps_scenes_of_exactly_k_objects(folder, tmp_path, mo
     assert "--objects must be in 1..4, got 9" in capsys.readouterr().err
     assert main(["eval", "edit", "--model", str(folder), "--objects", "2", "--out", str(out)]) == 2
     assert "vqa and caption only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("image_last", [False, True])
+def test_edit_builds_its_prompt_in_the_order_the_lm_was_trained_on(folder, image_last, monkeypatch):
+    """`TarConfig.image_last` decides [image, instruction] vs [instruction, image] in `edit`, as in
+    training (`unified.tasks.conversation`)."""
+    from dialect.unified.template import ImageSpan
+
+    d = Dialect.from_pretrained(folder)
+    monkeypatch.setattr(d.tar.config, "image_last", image_last)
+    seen = []
+
+    def capture(convs, scale, sampling, gen):
+        seen.extend(convs)
+        return torch.zeros(len(convs), d.tar.tatok.num_tokens(scale), dtype=torch.long)
+
+    monkeypatch.setattr(d.tar, "generate_codes", capture)
+    d.edit(make_example(1, 0, WORLD)["image"], "make the circle blue", scale=2)
+    ((role, content),) = seen[0]
+    kinds = [type(part) for part in content]
+    assert role == "user" and kinds == ([str, ImageSpan] if image_last else [ImageSpan, str])
