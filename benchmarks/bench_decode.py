@@ -3,9 +3,10 @@ the memory-bandwidth bound, all measured side by side in one run.
 
 Decoding one token at batch 1 reads every weight once (and the KV cache), so its speed is bounded
 by memory read bandwidth / bytes read per step. This script samples that bandwidth (a streaming sum
-over a 512 MiB fp32 tensor, same threads) before every timed run, takes the median like the
-timings, and reports each path as a fraction of the bound (`step_bytes`: the weights a step streams,
-i.e. all but the token embedding table, plus the cache) and of the looser bandwidth / model bytes.
+over a 512 MiB fp32 tensor, same threads) before every timed run, takes the best sample of the run
+as the machine's bandwidth (each row also shows its own median), and reports each path as a
+fraction of the bound (`step_bytes`: the weights a step streams, i.e. all but the token embedding
+table, plus the cache) and of the looser bandwidth / model bytes.
 
 For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - n random ids):
 - cached / uncached: the last n greedy steps only (prefill untimed): one token into the

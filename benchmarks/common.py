@@ -41,15 +41,6 @@ def append_section(title: str, body: str) -> None:
     print(f"appended '{title}' to {RESULTS}")
 
 
-def read_bandwidth(device: torch.device | str = "cpu", mib: int = 512, repeats: int = 5) -> float:
-    """Memory read bandwidth in bytes/s: the best of `repeats` streaming sums over `mib` MiB of fp32,
-    with the current torch thread count (a sum reads each byte once and writes nothing)."""
-    probe = BandwidthProbe(device, mib)
-    for _ in range(repeats):
-        probe.sample()
-    return probe.best
-
-
 class BandwidthProbe:
     """Memory read bandwidth sampled between the timed runs of a benchmark, so that a bound and the
     timings it judges share the machine's state (on a shared VM the bandwidth swings 2-5x within

@@ -20,29 +20,17 @@ from collections import Counter
 import torch
 
 from dialect.core.images import to_tensor, to_uint8
-from dialect.eval.generation import EDIT_SEED
+from dialect.eval.generation import EDIT_SEED, edit_items
 from dialect.unified.pipeline import Dialect
 from dialect.unified.tasks import edit_prompt
-from dialect.world import WorldConfig, make_example, render
+from dialect.world import WorldConfig, render
 from dialect.world.grade import parse_image, recovery, scene_equal
-
-
-def edits(n: int, world: WorldConfig) -> list[tuple[dict, dict]]:
-    """Edit-mini's first n train-split (example, edit) pairs."""
-    out = []
-    for i in range(n):
-        ex, attempt = make_example(i, EDIT_SEED, world, "train"), 0
-        while not ex["edits"]:
-            attempt += 1
-            ex = make_example(i, EDIT_SEED, world, "train", attempt=attempt)
-        out.append((ex, ex["edits"][i % len(ex["edits"])]))
-    return out
 
 
 @torch.no_grad()
 def diagnose(d: Dialect, n: int) -> None:
     world = WorldConfig(size=d.image_size)
-    items = edits(n, world)
+    items = edit_items(n, EDIT_SEED, world)
     tar = d.tar
     src = torch.stack([to_tensor(ex["image"]) for ex, _ in items])
     tgt = torch.stack([to_tensor(render(e["target"], world)) for _, e in items])

@@ -75,20 +75,26 @@ def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, se
     return results, examples
 
 
-def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", scale: int = 0,
-              decoder: str | None = None, batch_size: int = 25, progress: bool = True,
-              world: WorldConfig | None = None, **sampling) -> tuple[dict, dict]:  # fmt: skip
-    """-> (results, {"pass": [source|output pairs], "fail": [...]}); `decoder` as in `geneval_mini`."""
-    world = world or WorldConfig(size=model.image_size)
-    decoder = model.resolve_decoder(decoder)
+def edit_items(n: int, seed: int, world: WorldConfig, split: str = "train") -> list[tuple[dict, dict]]:
+    """Edit-mini's n (example, edit) pairs: scene i (redrawn until it has an edit) with its edit
+    i mod the number it has, so every edit type comes up."""
     items = []
     for i in range(n):
         ex, attempt = make_example(i, seed, world, split), 0
         while not ex["edits"]:
             attempt += 1
             ex = make_example(i, seed, world, split, attempt=attempt)
-        edit = ex["edits"][i % len(ex["edits"])]
-        items.append((ex["image"], edit))
+        items.append((ex, ex["edits"][i % len(ex["edits"])]))
+    return items
+
+
+def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", scale: int = 0,
+              decoder: str | None = None, batch_size: int = 25, progress: bool = True,
+              world: WorldConfig | None = None, **sampling) -> tuple[dict, dict]:  # fmt: skip
+    """-> (results, {"pass": [source|output pairs], "fail": [...]}); `decoder` as in `geneval_mini`."""
+    world = world or WorldConfig(size=model.image_size)
+    decoder = model.resolve_decoder(decoder)
+    items = [(ex["image"], edit) for ex, edit in edit_items(n, seed, world, split)]
     hits, totals = Counter(), Counter()
     examples: dict[str, list[np.ndarray]] = {"pass": [], "fail": []}
     for b, start in enumerate(tqdm(range(0, n, batch_size), desc="edit-mini", disable=not progress)):

@@ -71,8 +71,8 @@ def sample_rows(probs: torch.Tensor, generator: torch.Generator | None = None) -
     proportional to the row: inverse-CDF sampling, one uniform per row against the row's cumulative
     sum (scaled by its total, so rounding never leaves a gap). The same distribution as
     `torch.multinomial(probs, 1)`, which on the CPU draws an exponential variate per *entry*
-    (N x K of them): for TA-Tok's 2,688 x 4,096 similarities per training batch that took 175 ms
-    here against 14 ms, a third of the whole TA-Tok training step."""
+    (N x K of them): at TA-Tok's finest scale (2,048 x 4,096 per batch of 32) 135 ms against 12 ms
+    here, and the whole training step 0.27 s against 0.15 s (`benchmarks/bench_code_sampling.py`)."""
     cdf = probs.cumsum(dim=-1)  # (N, K)
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)
     # right=True: the first index whose cdf exceeds u * total, so zero-probability entries never win

@@ -4,7 +4,7 @@ Dialect model folder.
     encoder (teacher) -> tatok -> pixelvq -> ardtok -> difdtok -> lm  -> ROOT/model/{tar,ar,diffusion}
 
 Every stage runs by default (`stages` picks a subset, e.g. without `difdtok` for an AR-only
-model): on a 2-core CPU with native bf16 the whole tiny chain takes 57 min (2026-11-25: teacher
+model): on a 2-core CPU with native bf16 the whole tiny chain takes 59 min (2026-11-25: teacher
 and TA-Tok 1,500 steps, Dif-DTok 6,000, LM 3,600), so Dif-DTok, the better drawer, is no longer
 an optional extra.
 
