@@ -66,7 +66,10 @@ def apply_overrides(model, pairs: list[str]) -> str:
         name, _, value = pair.partition("=")
         if not hasattr(model.config, name):
             raise SystemExit(f"--set: {type(model.config).__name__} has no field {name!r}")
-        setattr(model.config, name, yaml.safe_load(value))
+        old, new = getattr(model.config, name), yaml.safe_load(value)
+        if not isinstance(new, type(old)) and not (isinstance(old, float) and type(new) is int):
+            raise SystemExit(f"--set {pair}: {name} takes a {type(old).__name__}, got {value!r}")
+        setattr(model.config, name, new)
     return f" {{{', '.join(pairs)}}}" if pairs else ""
 
 
