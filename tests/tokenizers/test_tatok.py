@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -110,3 +112,31 @@ def test_hf_vision_tower_as_teacher(tmp_path):
     ids = model.encode_ids(_images(2), 0)
     assert ids.shape == (2, 16)
     assert model.decode_ids(ids, 0).shape == (2, 4, 4, 32)
+
+
+def test_training_a_text_codebook_whose_embeddings_were_never_loaded_is_an_error(tok):
+    """A saved config names E's rows but not their values (the checkpoint holds them): a model
+    built from it and trained without loading would collapse every code onto normalise(b)."""
+    unloaded = TATok(tok.config).train()
+    assert not unloaded.quantizer.codebook.embeddings.any()
+    with pytest.raises(DialectError, match="all zero"):
+        unloaded.training_losses({"image": _images(2)})
+    unloaded.eval().encode_ids(_images(2))  # inference only reads: no check
+
+
+def test_recipe_reads_E_again_when_given_a_saved_config(tmp_path, tok):
+    from dialect.encoders.contrastive import ContrastiveConfig, ContrastiveEncoder
+    from dialect.train.recipes.tatok import TATokRun, build_tatok
+
+    encoder = ContrastiveEncoder(ContrastiveConfig(vision=tok.config.teacher, embed_dim=32))
+    teacher = str(encoder.save_pretrained(tmp_path / "enc"))
+    fresh = build_tatok(TATokRun(model=_cfg(), teacher=teacher))
+    saved = copy.deepcopy(fresh.config)  # as loaded from a run's config.yaml: tokens set
+    assert saved.vq.tokens
+    again = build_tatok(TATokRun(model=saved, teacher=teacher))
+    assert again.quantizer.codebook.embeddings.any()
+    assert torch.equal(again.quantizer.codebook.embeddings, fresh.quantizer.codebook.embeddings)
+    assert again.config.vq.tokens == fresh.config.vq.tokens
+    saved.vq.tokens = list(reversed(saved.vq.tokens))
+    with pytest.raises(DialectError, match="vq.tokens differ"):
+        build_tatok(TATokRun(model=saved, teacher=teacher))

@@ -60,6 +60,9 @@ class Codebook(nn.Module):
         self._cache = None
         return super()._apply(fn, *args, **kwargs)
 
+    def check_trainable(self) -> None:
+        """Raise DialectError when the codebook cannot be trained as it stands."""
+
     def reset_codes_(self, index: torch.Tensor, vectors: torch.Tensor) -> None:
         """Overwrite codes `index` (M,) with `vectors` (M, D); only movable codebooks support it."""
         raise DialectError(f"{type(self).__name__} codes cannot be re-initialised one by one")
@@ -124,6 +127,16 @@ class TextAlignedCodebook(Codebook):
         book = cls(num_codes, table.weight.shape[1], dim, tokens)
         book.embeddings.copy_(table.weight[rows])
         return book
+
+    def check_trainable(self) -> None:
+        """E all zeros (a codebook built from a saved config, its checkpoint never loaded) makes
+        every code normalise(b), one point: training would silently collapse onto it."""
+        if not bool(self.embeddings.any()):
+            raise DialectError(
+                "the text-aligned codebook's word embeddings E are all zero: it was built from a saved "
+                "config without loading its checkpoint. Load the model with from_pretrained, or build it "
+                "from a config without vq.tokens so that E is read from the language model"
+            )
 
     def _compute_codes(self) -> torch.Tensor:
         w, b = self.proj.weight.float(), self.proj.bias.float()

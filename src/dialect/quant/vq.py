@@ -114,6 +114,7 @@ class VectorQuantizer(nn.Module, Pretrained):
             # training forward calls since each code was last chosen, summed over ranks
             self.register_buffer("unused_steps", torch.zeros(config.num_codes, dtype=torch.long))
         self._codes_t: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._checked = False  # codebook.check_trainable() passed (checked at the first training call)
 
     @property
     def num_codes(self) -> int:
@@ -136,6 +137,9 @@ class VectorQuantizer(nn.Module, Pretrained):
             x = z.reshape(-1, cfg.dim).float()  # (N, D)
             if cfg.metric == "cosine":
                 x = F.normalize(x, dim=-1)
+            if self.training and not self._checked:
+                self.codebook.check_trainable()
+                self._checked = True
             track = self.training and cfg.restart_dead_codes
             if track:
                 self._restart_dead(x.detach())

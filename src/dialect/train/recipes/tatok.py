@@ -27,7 +27,23 @@ class TATokRun:
 
 
 def build_tatok(cfg: TATokRun) -> TATok:
-    """A fresh TA-Tok whose teacher carries the trained encoder's vision weights."""
+    """A fresh TA-Tok whose teacher carries the trained encoder's vision weights.
+
+    A text codebook always reads E from its language model here, also when the config is a saved
+    run's (whose vq.tokens only name the rows; its checkpoint is not loaded): the rows picked again
+    must be the recorded ones, or the run would train another codebook than the config names."""
+    vq = cfg.model.vq
+    recorded, vq.tokens, vq.embed_dim = list(vq.tokens), [], 0
+    model = _build(cfg)
+    if recorded and vq.codebook == "text" and vq.tokens != recorded:
+        raise DialectError(
+            f"the config's vq.tokens differ from the {vq.num_codes} rows that rule {vq.rule!r} picks from "
+            f"{vq.source or 'MiniLM'} now; point vq.source at the language model the config was made with"
+        )
+    return model
+
+
+def _build(cfg: TATokRun) -> TATok:
     if cfg.model.hf_teacher:
         return TATok(cfg.model)
     if not Path(cfg.teacher, "config.json").is_file():
