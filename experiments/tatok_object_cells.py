@@ -4,6 +4,11 @@ ShapeWorld images are mostly background, so feature cosine and whole-image probe
 by it. This script looks only at the grid cell under each object's centre, on multi-object scenes
 (1-4 objects, train split, fresh seed), and reports for each TA-Tok folder:
 - how many distinct codes the tokenizer uses at object cells, and overall (finest scale);
+- at the *empty* cells (no object pixel in the cell): how many distinct codes they take, how many
+  codes lie within tau = 0.03 (the stochastic sampling's temperature) of the best one and the gap
+  between the best two similarities (near-ties make the argmax code an accident of tiny feature
+  changes), and, on Edit-mini's source/target pairs, how often a cell keeps its code when nothing
+  within two cells of it changed (what an LM editing the image has to copy);
 - linear-probe accuracy (eval.probe, 75/25 split) of shape, colour and size from the teacher's
   feature at that cell (the upper bound of what the tokens can keep), from the features decoded
   from the tokens at every scale, and from the raw finest codes (the cell's code alone and the 3x3
@@ -20,11 +25,13 @@ import json
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from dialect.core.images import to_tensor
+from dialect.eval.generation import EDIT_SEED, edit_items
 from dialect.eval.probe import linear_probe
 from dialect.tokenizers.tatok import TATok
-from dialect.world import WorldConfig, make_example
+from dialect.world import WorldConfig, make_example, render
 from dialect.world.scene import SHAPES, SIZES
 
 try:
@@ -34,6 +41,36 @@ except ImportError:  # run as a script from the repo root
 
 OUT = Path(__file__).parent / "results" / "tatok_object_cells"
 SEED = 77
+NEAR = 0.03  # "near-tie": within the paper's sampling temperature of the best similarity
+EDITS = 200  # Edit-mini pairs for the code-kept rate
+
+
+def occupied(images: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] on a white canvas -> (B, grid, grid) bool: a cell holds an object pixel."""
+    return F.adaptive_max_pool2d(((images - 1).abs().amax(1, keepdim=True) > 0.1).float(), grid)[:, 0] > 0
+
+
+@torch.no_grad()
+def background_stats(tat: TATok, x: torch.Tensor, world: WorldConfig) -> dict:
+    """Near-ties and code stability at empty cells (finest scale); see the module docstring."""
+    g = tat.grid
+    empty = ~occupied(x, g).flatten(1)  # (B, g*g)
+    z = torch.cat([tat._pre_quant(tat.teacher_features(x[i : i + 100]), 0) for i in range(0, len(x), 100)])
+    sim = z[empty] @ tat.quantizer.codebook.codes().T  # (n_empty, K)
+    top = sim.topk(2, dim=-1).values
+    items = edit_items(EDITS, EDIT_SEED, world)
+    src = torch.stack([to_tensor(ex["image"]) for ex, _ in items])
+    tgt = torch.stack([to_tensor(render(e["target"], world)) for _, e in items])
+    changed = F.adaptive_max_pool2d(((src - tgt).abs().amax(1, keepdim=True) > 0.05).float(), g)
+    calm = (F.max_pool2d(changed, 5, stride=1, padding=2)[:, 0] == 0).flatten(1)  # (B, g*g)
+    kept = tat.encode_ids(src, 0) == tat.encode_ids(tgt, 0)
+    return {
+        "empty_cells": int(empty.sum()),
+        "codes_at_empty": int(sim.argmax(-1).unique().numel()),
+        "near_ties": float((sim > top[:, :1] - NEAR).sum(-1).float().mean()),
+        "gap": float((top[:, 0] - top[:, 1]).median()),
+        "kept_when_calm": float(kept[calm].float().mean()),
+    }
 
 
 @torch.no_grad()
@@ -69,6 +106,7 @@ def probe_folder(path: str, n: int) -> dict:
         "codes_at_objects": int(ids0[r[:, 0], r[:, 1] * g + r[:, 2]].unique().numel()),
         "codes_overall": int(ids0.unique().numel()),
         "probes": {},
+        "background": background_stats(tat, x, world),
     }
     for name, f in feats.items():
         cell = f[r[:, 0], r[:, 1], r[:, 2]]
@@ -104,6 +142,24 @@ def main() -> None:
             codes = f"{r['codes_at_objects']} / {r['codes_overall']}" if name == "teacher" else ""
             lines.append(
                 f"| {m} | {codes} | {name} | {p['shape']:.3f} | {p['color']:.3f} | {p['size']:.3f} |"
+            )
+    lines += [
+        "",
+        f"Empty cells (finest scale, the same scenes): distinct codes there, codes within {NEAR} of the "
+        "best similarity (mean), median gap between the best two; and on Edit-mini's first "
+        f"{EDITS} train-split source/target pairs, the share of cells that keep their code when no "
+        "pixel within two cells of them changed.",
+        "",
+        "| TA-Tok | empty cells | distinct codes there | codes within 0.03 of the best | best-two gap "
+        "| code kept where nothing near changed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, r in results.items():
+        if "background" in r:
+            b = r["background"]
+            lines.append(
+                f"| {m} | {b['empty_cells']} | {b['codes_at_empty']} | {b['near_ties']:.1f} | "
+                f"{b['gap']:.4f} | {b['kept_when_calm']:.3f} |"
             )
     write_keeping_notes(OUT.with_suffix(".md"), "\n".join(lines))
     OUT.with_suffix(".json").write_text(json.dumps(results, indent=2))

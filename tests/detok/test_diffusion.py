@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from dialect.core.config import load_config
 from dialect.core.errors import DialectError
 from dialect.data.build import DataConfig
-from dialect.detok.diffusion import DifDTok, DifDTokConfig, euler_sample
+from dialect.detok.diffusion import DifDTok, DifDTokConfig, euler_sample, foreground_mask
 from dialect.tokenizers.pixelvq import PixelVQ, PixelVQConfig
 from dialect.tokenizers.tatok import TATok, TATokConfig
 from dialect.train.config import TrainConfig
@@ -172,6 +172,45 @@ def test_timesteps_are_logit_normal():
     assert abs(t.mean().item() - 0.5) > 0.05  # not uniform / not centred: the shift shows
 
 
+def test_foreground_mask_marks_the_positions_under_the_object():
+    img = -torch.ones(2, 3, 16, 16)
+    img[0, :, 3:7, 9:14] = 0.5  # rows 3-6, columns 9-13
+    img[1, 0] = 0.2  # an image of one flat colour: no foreground
+    mask = foreground_mask(img, 8)  # 2x2 pixels per position
+    expected = torch.zeros(8, 8)
+    expected[1:4, 4:7] = 1  # every position that holds one of the object's pixels
+    assert mask.shape == (2, 1, 8, 8)
+    assert torch.equal(mask[0, 0], expected) and not mask[1].any()
+    img[0, :, 3:7, 9:14] = -0.95  # within the tolerance of the background
+    assert not foreground_mask(img, 8).any()
+
+
+@pytest.mark.parametrize("where", ["foreground", "background"])
+def test_fg_weight_reweights_the_error_where_the_object_is(monkeypatch, where):
+    """With a network that is exact except at one position, the fg-weighted loss is the plain
+    loss times (1 + w) / mean weight on the object and 1 / mean weight on the canvas."""
+    model = _model(fg_weight=3.0)
+    x = images(1, seed=2)
+    x0 = model.encode_target(x)
+    mask = foreground_mask(x, model.side)
+    pos = mask[0, 0].nonzero()[0] if where == "foreground" else (1 - mask[0, 0]).nonzero()[0]
+
+    def exact_but_one(x_t, t, cond):
+        v = (x_t - x0) / t[:, None, None, None]  # x_t = x0 + t (eps - x0): the true velocity
+        v[:, :, pos[0], pos[1]] += 1.0
+        return v
+
+    monkeypatch.setattr(model, "forward", exact_but_one)
+    torch.manual_seed(0)
+    weighted = float(model.training_losses({"image": x})["loss"])
+    model.config.fg_weight = 0.0
+    plain = float(model.training_losses({"image": x})["loss"])
+    mean_weight = 1.0 + 3.0 * float(mask.mean())
+    factor = (4.0 if where == "foreground" else 1.0) / mean_weight
+    assert plain == pytest.approx(1.0 / x0[0, 0].numel(), rel=1e-4)  # 1 of S*S positions, all C
+    assert weighted == pytest.approx(plain * factor, rel=1e-4)
+
+
 def test_training_losses_use_the_configured_condition_dropout():
     model = _model(cond_drop=0.25)
     assert model.condition.drop == 0.25
@@ -210,6 +249,8 @@ def test_bad_configs_are_clear_errors():
         DifDTok(_cfg(patch_size=3))
     with pytest.raises(DialectError, match="divisible by 4"):
         DifDTok(_cfg(dim=24, heads=4))
+    with pytest.raises(DialectError, match="fg_weight"):
+        DifDTok(_cfg(fg_weight=-1.0))
 
 
 # ---------------------------------------------------------------------------- recipe

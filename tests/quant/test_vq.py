@@ -94,6 +94,24 @@ def test_stochastic_sampling_in_training_only():
     assert torch.equal(tiny(z, generator=torch.Generator().manual_seed(3))[1], argmax)
 
 
+@pytest.mark.parametrize("pull", ["sampled", "nearest"])
+def test_stochastic_losses_pull_the_configured_code(pull):
+    """The forward always returns the sampled code; the VQ losses pull the sampled code or the
+    nearest one, as `pull` says."""
+    vq = learned(dim=8, num_codes=64, stochastic=True, tau=0.5, pull=pull)
+    z = torch.randn(200, 8)
+    z_q, ids, aux = vq(z, generator=torch.Generator().manual_seed(1))
+    x, codes = F.normalize(z, dim=-1), vq.codebook.codes()
+    nearest = (x @ codes.T).argmax(-1)
+    assert (ids != nearest).any()  # tau 0.5 samples away from the argmax
+    torch.testing.assert_close(z_q, codes[ids])
+    pulled = codes[nearest if pull == "nearest" else ids]
+    torch.testing.assert_close(aux["codebook_loss"], F.mse_loss(pulled, x))
+    torch.testing.assert_close(aux["commit_loss"], F.mse_loss(x, pulled))
+    with pytest.raises(DialectError, match="pull"):
+        learned(pull="furthest")
+
+
 def test_sample_rows_draws_each_id_with_its_probability():
     """Inverse-CDF sampling: empirical frequencies match the rows, zero-probability ids never come."""
     g = torch.Generator().manual_seed(0)

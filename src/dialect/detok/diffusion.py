@@ -86,6 +86,13 @@ class DifDTokConfig:
     # +0.0 / +0.15 / +0.15 dB at scales 0 / 1 / 2 against the inputs and +0.3 dB against the
     # codec's own reconstructions, so it is on.
     snap: bool = True
+    # Weight of the loss on foreground positions relative to background ones (0 = the plain mean):
+    # each position's squared error gets 1 + fg_weight where the target differs from its image's
+    # background (`foreground_mask`), and the weighted mean is normalised by the mean weight.
+    # Measured (tiny preset, 6,000 steps, 500 fresh scenes at scale 0): fg_weight 4 (objects then
+    # weigh half the loss instead of a sixth) redrew 0.740 of the scenes against 0.736 without,
+    # shape recovered 0.87 vs 0.86: the decoder does not lose shapes for lack of loss on them.
+    fg_weight: float = 0.0
 
 
 def _validate(cfg: DifDTokConfig) -> None:
@@ -95,8 +102,8 @@ def _validate(cfg: DifDTokConfig) -> None:
         raise DialectError(
             f"difdtok: dim / heads must be an integer divisible by 4, got {cfg.dim} / {cfg.heads}"
         )
-    if cfg.sample_steps < 1 or cfg.t_std <= 0 or cfg.patch_size < 1:
-        raise DialectError("difdtok: sample_steps and patch_size must be >= 1 and t_std > 0")
+    if cfg.sample_steps < 1 or cfg.t_std <= 0 or cfg.patch_size < 1 or cfg.fg_weight < 0:
+        raise DialectError("difdtok: sample_steps and patch_size must be >= 1, t_std > 0, fg_weight >= 0")
     if cfg.space == "latent" and cfg.image_size % cfg.codec.downsample:
         raise DialectError(
             f"difdtok: image_size {cfg.image_size} is not divisible by the codec's {cfg.codec.downsample}"
@@ -109,6 +116,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     args = 1000.0 * t.float()[:, None] * freqs[None]
     return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+def foreground_mask(images: torch.Tensor, side: int, tol: float = 0.1) -> torch.Tensor:
+    """Images (B, 3, H, W) in [-1, 1] -> (B, 1, side, side) float mask of the target positions
+    that cover foreground: 1 where any pixel under the position differs from the image's
+    background by more than `tol` in some channel. The background is the per-channel median over
+    pixels: the canvas wherever it covers most of the image, as in ShapeWorld (there the mask holds
+    about 17% of a 16x16 latent grid; in a photo it marks what stands out from the median colour).
+    """
+    background = images.flatten(2).median(dim=2).values[:, :, None, None]
+    mask = ((images - background).abs().amax(dim=1, keepdim=True) > tol).float()
+    return F.adaptive_max_pool2d(mask, side)
 
 
 def euler_sample(
@@ -313,6 +332,7 @@ class DifDTok(nn.Module, Pretrained):
         if PIXEL_KEY in batch:
             x0 = self.target_from_ids(batch[PIXEL_KEY])
             cond, scale = self.condition.stored_condition(batch)
+            images = self.codec.decode_ids(batch[PIXEL_KEY]) if self.config.fg_weight else None
         else:
             images = batch["image"]
             x0 = self.encode_target(images)
@@ -321,7 +341,12 @@ class DifDTok(nn.Module, Pretrained):
         noise = torch.randn_like(x0)
         tt = t[:, None, None, None]
         x_t = (1 - tt) * x0 + tt * noise
-        loss = F.mse_loss(self(x_t, t, cond).float(), noise - x0)
+        err = (self(x_t, t, cond).float() - (noise - x0)).pow(2)
+        if self.config.fg_weight:
+            weight = 1.0 + self.config.fg_weight * foreground_mask(images.float(), self.side)
+            loss = (err * weight).mean() / weight.mean()
+        else:
+            loss = err.mean()
         return {"loss": loss, "scale": torch.tensor(float(scale))}
 
     def train(self, mode: bool = True) -> DifDTok:

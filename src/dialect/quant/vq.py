@@ -11,6 +11,14 @@ losses live on the unit sphere), a text-aligned codebook C = L2norm(W E + b), co
 commitment 0.25, no entropy loss, optional stochastic codes in training drawn from
 softmax(cos_sim / tau) with tau = 0.03, deterministic argmax at inference.
 
+Which code the VQ losses pull when codes are sampled (`pull`; the paper does not say): "sampled",
+the code the forward used, or "nearest", the argmax. Pulling sampled codes pulls every code within
+about tau of a frequent vector onto it: in our tiny TA-Tok the empty canvas cells had 51 codes
+within 0.03 of the best (the best two 0.003 apart), so which of them a cell got was an accident of
+tiny feature changes (2,576 distinct codes over the empty cells of 1,500 scenes). Pulling the
+nearest left 8 codes there (1,006 distinct) and kept the per-object probes (shape 0.976, colour
+0.986 at the finest tokens, vs 0.957 / 0.973); experiments/results/tatok_object_cells.md.
+
 Straight-through gradient: the paper's `z + (z_q - z).detach()`, written as
 `z_q.detach() + (z - z.detach())`: the same gradient (identity to z, none to the codebook through
 z_q), and the value is z_q bit-exactly, so in eval mode `z_q == quantizer.lookup(ids)`.
@@ -45,6 +53,7 @@ from dialect.quant.usage import all_gather, all_reduce_sum, check_ids, code_hist
 
 METRICS = ("cosine", "euclidean")
 CODEBOOKS = ("text", "learned")
+PULLS = ("sampled", "nearest")
 
 
 @dataclass
@@ -61,6 +70,9 @@ class VQConfig:
     commitment: float = 0.25  # weight of the commitment loss ||z - sg(z_q)||^2
     stochastic: bool = False  # training only: sample ids from softmax(similarity / tau), not argmax
     tau: float = 0.03  # temperature of the stochastic sampling (> 0)
+    # with stochastic codes: the code the codebook and commitment losses pull, "sampled" (the one
+    # the forward uses) or "nearest" (the argmax; the forward still uses the sampled one)
+    pull: str = "sampled"
     chunk_size: int = 512  # vectors per similarity block (block = chunk_size x K fp32); 0 = one block
     restart_dead_codes: bool = False  # learned codebook only: re-initialise codes unused for a while
     dead_after: int = 100  # training forward calls without use before a code is restarted
@@ -145,13 +157,14 @@ class VectorQuantizer(nn.Module, Pretrained):
                 self._restart_dead(x.detach())
             codes = self.codebook.codes()  # (K, D) fp32
             sample = self.training and cfg.stochastic
-            ids = self._search(x.detach(), self._transposed(codes), sample, generator)  # (N,)
+            ids, nearest = self._search(x.detach(), self._transposed(codes), sample, generator)  # (N,)
             q = codes.index_select(0, ids)  # (N, D), carries the codebook's gradient
+            pulled = codes.index_select(0, nearest) if sample and cfg.pull == "nearest" else q
             if track:
                 self._count_usage(ids)
             if x.shape[0]:
-                codebook_loss = F.mse_loss(q, x.detach())
-                commit_loss = F.mse_loss(x, q.detach())
+                codebook_loss = F.mse_loss(pulled, x.detach())
+                commit_loss = F.mse_loss(x, pulled.detach())
             else:
                 codebook_loss = commit_loss = q.sum() * 0.0
             loss = cfg.codebook_weight * codebook_loss + cfg.commitment * commit_loss
@@ -182,8 +195,9 @@ class VectorQuantizer(nn.Module, Pretrained):
 
     def _search(
         self, x: torch.Tensor, codes_t: torch.Tensor, sample: bool, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """x (N, D), codes_t (D, K), fp32 -> ids (N,): argmax, or a sample, of the similarity.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, D), codes_t (D, K), fp32 -> (ids (N,), argmax ids (N,)): ids are the argmax, or a
+        sample, of the similarity.
 
         Similarity: cosine for the cosine metric (x and codes are unit vectors); for euclidean,
         2 x.c - |c|^2 = |x|^2 - |x - c|^2, i.e. minus the squared distance up to a per-row constant,
@@ -193,15 +207,15 @@ class VectorQuantizer(nn.Module, Pretrained):
         step = self.config.chunk_size or max(n, 1)
         bias = -(codes_t * codes_t).sum(0) if self.config.metric == "euclidean" else None  # (K,)
         ids = torch.empty(n, dtype=torch.long, device=x.device)
+        best = torch.empty_like(ids) if sample else ids
         for s in range(0, n, step):
             xs = x[s : s + step]
             sim = xs @ codes_t if bias is None else torch.addmm(bias, xs, codes_t, alpha=2.0)  # (n, K)
+            best[s : s + step] = sim.argmax(dim=-1)
             if sample:
                 probs = torch.softmax(sim / self.config.tau, dim=-1)
                 ids[s : s + step] = sample_rows(probs, generator)
-            else:
-                ids[s : s + step] = sim.argmax(dim=-1)
-        return ids
+        return ids, best
 
     @torch.no_grad()
     def _count_usage(self, ids: torch.Tensor) -> None:
@@ -245,6 +259,8 @@ def _validate(cfg: VQConfig) -> None:
             raise DialectError(f"VQConfig.{name} must be one of {', '.join(allowed)}, got {value!r}")
     if cfg.dim < 1 or cfg.num_codes < 1:
         raise DialectError(f"VQConfig needs dim >= 1 and num_codes >= 1, got {cfg.dim} and {cfg.num_codes}")
+    if cfg.pull not in PULLS:
+        raise DialectError(f"VQConfig.pull must be one of {', '.join(PULLS)}, got {cfg.pull!r}")
     if cfg.tau <= 0 or cfg.chunk_size < 0 or cfg.dead_after < 1:
         raise DialectError("VQConfig needs tau > 0, chunk_size >= 0 and dead_after >= 1")
     if cfg.codebook_weight < 0 or cfg.commitment < 0:
