@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from dialect.core.images import to_tensor
+from dialect.detok.diffusion import foreground_mask
 from dialect.eval.generation import EDIT_SEED, edit_items
 from dialect.eval.probe import linear_probe
 from dialect.tokenizers.tatok import TATok
@@ -45,16 +46,11 @@ NEAR = 0.03  # "near-tie": within the paper's sampling temperature of the best s
 EDITS = 200  # Edit-mini pairs for the code-kept rate
 
 
-def occupied(images: torch.Tensor, grid: int) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] on a white canvas -> (B, grid, grid) bool: a cell holds an object pixel."""
-    return F.adaptive_max_pool2d(((images - 1).abs().amax(1, keepdim=True) > 0.1).float(), grid)[:, 0] > 0
-
-
 @torch.no_grad()
 def background_stats(tat: TATok, x: torch.Tensor, world: WorldConfig) -> dict:
     """Near-ties and code stability at empty cells (finest scale); see the module docstring."""
     g = tat.grid
-    empty = ~occupied(x, g).flatten(1)  # (B, g*g)
+    empty = foreground_mask(x, g).flatten(1) == 0  # (B, g*g): no object pixel in the cell
     z = torch.cat([tat._pre_quant(tat.teacher_features(x[i : i + 100]), 0) for i in range(0, len(x), 100)])
     sim = z[empty] @ tat.quantizer.codebook.codes().T  # (n_empty, K)
     top = sim.topk(2, dim=-1).values

@@ -157,9 +157,9 @@ class VectorQuantizer(nn.Module, Pretrained):
                 self._restart_dead(x.detach())
             codes = self.codebook.codes()  # (K, D) fp32
             sample = self.training and cfg.stochastic
-            ids, nearest = self._search(x.detach(), self._transposed(codes), sample, generator)  # (N,)
+            ids, pull_ids = self._search(x.detach(), self._transposed(codes), sample, generator)  # (N,)
             q = codes.index_select(0, ids)  # (N, D), carries the codebook's gradient
-            pulled = codes.index_select(0, nearest) if sample and cfg.pull == "nearest" else q
+            pulled = q if pull_ids is ids else codes.index_select(0, pull_ids)
             if track:
                 self._count_usage(ids)
             if x.shape[0]:
@@ -196,8 +196,9 @@ class VectorQuantizer(nn.Module, Pretrained):
     def _search(
         self, x: torch.Tensor, codes_t: torch.Tensor, sample: bool, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (N, D), codes_t (D, K), fp32 -> (ids (N,), argmax ids (N,)): ids are the argmax, or a
-        sample, of the similarity.
+        """x (N, D), codes_t (D, K), fp32 -> (ids (N,), the ids the VQ losses pull (N,)): ids are
+        the argmax, or a sample, of the similarity; the pulled ids are `ids` itself unless sampled
+        codes pull the nearest (`pull="nearest"`), then the argmax, computed only then.
 
         Similarity: cosine for the cosine metric (x and codes are unit vectors); for euclidean,
         2 x.c - |c|^2 = |x|^2 - |x - c|^2, i.e. minus the squared distance up to a per-row constant,
@@ -207,14 +208,16 @@ class VectorQuantizer(nn.Module, Pretrained):
         step = self.config.chunk_size or max(n, 1)
         bias = -(codes_t * codes_t).sum(0) if self.config.metric == "euclidean" else None  # (K,)
         ids = torch.empty(n, dtype=torch.long, device=x.device)
-        best = torch.empty_like(ids) if sample else ids
+        nearest = sample and self.config.pull == "nearest"
+        best = torch.empty_like(ids) if nearest else ids
         for s in range(0, n, step):
             xs = x[s : s + step]
             sim = xs @ codes_t if bias is None else torch.addmm(bias, xs, codes_t, alpha=2.0)  # (n, K)
-            best[s : s + step] = sim.argmax(dim=-1)
             if sample:
                 probs = torch.softmax(sim / self.config.tau, dim=-1)
                 ids[s : s + step] = sample_rows(probs, generator)
+            if not sample or nearest:
+                best[s : s + step] = sim.argmax(dim=-1)
         return ids, best
 
     @torch.no_grad()
@@ -254,13 +257,12 @@ def _validate(cfg: VQConfig) -> None:
         ("metric", cfg.metric, METRICS),
         ("codebook", cfg.codebook, CODEBOOKS),
         ("rule", cfg.rule, RULES),
+        ("pull", cfg.pull, PULLS),
     ):
         if value not in allowed:
             raise DialectError(f"VQConfig.{name} must be one of {', '.join(allowed)}, got {value!r}")
     if cfg.dim < 1 or cfg.num_codes < 1:
         raise DialectError(f"VQConfig needs dim >= 1 and num_codes >= 1, got {cfg.dim} and {cfg.num_codes}")
-    if cfg.pull not in PULLS:
-        raise DialectError(f"VQConfig.pull must be one of {', '.join(PULLS)}, got {cfg.pull!r}")
     if cfg.tau <= 0 or cfg.chunk_size < 0 or cfg.dead_after < 1:
         raise DialectError("VQConfig needs tau > 0, chunk_size >= 0 and dead_after >= 1")
     if cfg.codebook_weight < 0 or cfg.commitment < 0:
