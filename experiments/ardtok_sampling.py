@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -30,6 +29,11 @@ import torch
 from dialect.cli.detok import load_detokenizer
 from dialect.eval.recon import score_reconstructions
 from dialect.world import WorldConfig
+
+try:
+    from experiments.report import machine, write_results
+except ImportError:  # run as a script from the repo root
+    from report import machine, write_results
 
 OUT = Path(__file__).parent / "results" / "ardtok_sampling"
 VALIDATION_SEED = 7_000_003  # differs from every benchmark seed in dialect.eval
@@ -77,22 +81,18 @@ def main() -> None:
     if args.set_default:
         before.update(guidance=best["guidance"], temperature=best["temperature"])
         config_path.write_text(json.dumps(before, indent=2))
-    cpu = platform.processor() or platform.machine()
     result = {
         "model": args.ardtok,
         "scale": args.scale,
         "n_per_split": args.n,
         "seed": VALIDATION_SEED,
-        "machine": f"{torch.get_num_threads()} CPU thread(s), {cpu}, torch {torch.__version__}",
+        "machine": machine(),
         "previous_default": previous,
         "best": {"guidance": best["guidance"], "temperature": best["temperature"]},
         "set_default": args.set_default,
         "rows": rows,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    OUT.with_suffix(".md").write_text(table(result))
-    print(table(result))
+    write_results(OUT, result, table(result))
 
 
 def table(r: dict) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,10 @@ from dialect.world import WorldConfig
 
 try:
     from experiments.notes import write_keeping_notes
+    from experiments.report import machine
 except ImportError:  # run as a script from the repo root
     from notes import write_keeping_notes
+    from report import machine
 
 OUT = Path(__file__).parent / "results" / "detok_fidelity"
 
@@ -98,8 +99,7 @@ def main() -> None:
         if (args.merge or args.table_only) and OUT.with_suffix(".json").is_file()
         else {}
     )
-    cpu = platform.processor() or platform.machine()
-    machine = f"{torch.get_num_threads()} CPU thread(s), {cpu}, torch {torch.__version__}"
+    machine_line = machine()
     todo = [("ar", p) for p in args.ar] + [("diffusion", p) for p in args.diffusion]
     for kind, path in [] if args.table_only else todo:
         model = load_detokenizer(kind, path)
@@ -110,12 +110,12 @@ def main() -> None:
         if "pixelvq" not in raw:  # the pixel VQ alone: what a perfect de-tokenizer could reach
             codec = lambda x, b, m=model: m.codec(x).clamp(-1, 1)  # noqa: E731
             row, _ = score_reconstructions(codec, WorldConfig(), args.n, args.batch_size, desc="pixel VQ")
-            raw["pixelvq"] = {"model": "codec of " + path, "machine": machine, "results": {"image": row}}
+            raw["pixelvq"] = {"model": "codec of " + path, "machine": machine_line, "results": {"image": row}}
         res, examples = evaluate_reconstruction(
             model, WorldConfig(), n=args.n, scales=args.scales, batch_size=args.batch_size, split=args.split
         )
         raw[label] = {
-            "model": path, "machine": machine, "sampling": sampling_of(kind, model), "split": args.split,
+            "model": path, "machine": machine_line, "sampling": sampling_of(kind, model), "split": args.split,
             "results": res,
         }  # fmt: skip
         for scale, (originals, recons) in examples.items():

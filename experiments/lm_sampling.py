@@ -20,8 +20,6 @@ Writes experiments/results/lm_sampling.md and .json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
@@ -29,6 +27,11 @@ import torch
 
 from dialect.eval.generation import edit_mini, geneval_mini
 from dialect.unified.pipeline import Dialect
+
+try:
+    from experiments.report import machine, write_results
+except ImportError:  # run as a script from the repo root
+    from report import machine, write_results
 
 OUT = Path(__file__).parent / "results" / "lm_sampling"
 VALIDATION_SEED = 8_000_017  # differs from every benchmark seed in dialect.eval
@@ -66,7 +69,6 @@ def main() -> None:
             edit = f", Edit-mini {row['edit']:.3f}" if args.edit_n else ""
             took = f"({row['seconds']:.0f} s)"
             print(f"temperature {temp} top-k {k}: GenEval-mini {row['geneval']:.3f}{edit} {took}")
-    cpu = platform.processor() or platform.machine()
     result = {
         "model": args.model,
         "decoder": args.decoder,
@@ -74,13 +76,10 @@ def main() -> None:
         "edit_n": args.edit_n,
         "top_p": args.top_p,
         "seed": VALIDATION_SEED,
-        "machine": f"{torch.get_num_threads()} CPU thread(s), {cpu}, torch {torch.__version__}",
+        "machine": machine(),
         "rows": rows,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    OUT.with_suffix(".md").write_text(table(result))
-    print(table(result))
+    write_results(OUT, result, table(result))
 
 
 def table(r: dict) -> str:
