@@ -1,20 +1,23 @@
 """Tar's image-token sampling, measured on validation prompts: temperature x top-k -> GenEval / Edit.
 
     python experiments/lm_sampling.py runs/tiny/model [--n-per-category 10] [--edit-n 100]
-        [--temperature 1 0.7 0.4] [--top-k 1200 50] [--decoder diffusion]
+        [--temperature 1 0.7 0.4] [--top-k 1200 50] [--cfg-scale 1 3] [--decoder diffusion]
+        [--name lm_sampling]
 
 The paper samples T2I image tokens at temperature 1.0, top-p 0.95, top-k 1200, with no guidance in
 the LM, settings chosen for a 1.5B/7B model trained on tens of millions of images. Our LM is 4 layers
 trained for CPU-minutes: its image-token distributions are much flatter (loss ~1.5 nats per token
 at the end of training), so sampling at temperature 1 draws many low-probability codes. This script
 measures how GenEval-mini and Edit-mini move with the temperature and top-k of the LM's image
-tokens (the de-tokenizer's own sampling stays at its defaults).
+tokens (the de-tokenizer's own sampling stays at its defaults), and with `--cfg-scale` how they move
+with classifier-free guidance inside the LM (GenEval-mini only: the null prompt is learnt on
+text-to-image prompts; needs a model trained with `model.tasks.t2i_drop` > 0).
 
 The prompts and edits come from VALIDATION_SEED, not from the benchmark seeds in
 `dialect.eval.generation`, so a setting chosen here is not tuned to the numbers the model card
 reports; the card's numbers stay at the paper's sampling unless stated otherwise.
 
-Writes experiments/results/lm_sampling.md and .json.
+Writes experiments/results/NAME.md and .json (NAME: `--name`, default lm_sampling).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ try:
 except ImportError:  # run as a script from the repo root
     from report import machine, write_results
 
-OUT = Path(__file__).parent / "results" / "lm_sampling"
+RESULTS = Path(__file__).parent / "results"
 VALIDATION_SEED = 8_000_017  # differs from every benchmark seed in dialect.eval
 TEMPERATURE = (1.0, 0.7, 0.4)
 TOP_K = (1200, 50)
@@ -47,64 +50,76 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, nargs="+", default=list(TEMPERATURE))
     ap.add_argument("--top-k", type=int, nargs="+", default=list(TOP_K))
     ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--cfg-scale", type=float, nargs="+", default=[1.0], help="LM guidance (1 = off)")
     ap.add_argument("--decoder", default="diffusion", help="de-tokenizer that paints: ar | diffusion")
+    ap.add_argument("--name", default="lm_sampling", help="results file stem in experiments/results")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     model = Dialect.from_pretrained(args.model)
     rows = []
     for temp in args.temperature:
         for k in args.top_k:
-            sampling = {"temperature": temp, "top_k": k, "top_p": args.top_p}
-            t0 = time.perf_counter()
-            gen, _ = geneval_mini(model, args.n_per_category, seed=VALIDATION_SEED, decoder=args.decoder,
-                                  progress=False, **sampling)  # fmt: skip
-            row = {**sampling, "geneval": gen["overall"],
-                   "geneval_by_category": {c: v["value"] for c, v in gen["by_category"].items()}}  # fmt: skip
-            if args.edit_n:
-                ed, _ = edit_mini(model, args.edit_n, seed=VALIDATION_SEED, decoder=args.decoder,
-                                  progress=False, **sampling)  # fmt: skip
-                row["edit"] = ed["overall"]["value"]
-            row["seconds"] = time.perf_counter() - t0
-            rows.append(row)
-            edit = f", Edit-mini {row['edit']:.3f}" if args.edit_n else ""
-            took = f"({row['seconds']:.0f} s)"
-            print(f"temperature {temp} top-k {k}: GenEval-mini {row['geneval']:.3f}{edit} {took}")
+            for cfg in args.cfg_scale:
+                rows.append(measure(model, args, {"temperature": temp, "top_k": k, "top_p": args.top_p}, cfg))
     result = {
         "model": args.model,
         "decoder": args.decoder,
         "n_per_category": args.n_per_category,
         "edit_n": args.edit_n,
         "top_p": args.top_p,
+        "cfg_scale": args.cfg_scale,
         "seed": VALIDATION_SEED,
         "machine": machine(),
         "rows": rows,
     }
-    write_results(OUT, result, table(result))
+    write_results(RESULTS / args.name, result, table(result))
+
+
+def measure(model: Dialect, args: argparse.Namespace, sampling: dict, cfg: float) -> dict:
+    """GenEval-mini (at LM guidance `cfg`) and Edit-mini (no LM guidance) at one sampling setting."""
+    t0 = time.perf_counter()
+    gen, _ = geneval_mini(model, args.n_per_category, seed=VALIDATION_SEED, decoder=args.decoder,
+                          progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
+    row = {**sampling, "cfg_scale": cfg, "geneval": gen["overall"],
+           "geneval_by_category": {c: v["value"] for c, v in gen["by_category"].items()}}  # fmt: skip
+    if args.edit_n and cfg == args.cfg_scale[0]:  # editing does not depend on the LM's T2I guidance
+        ed, _ = edit_mini(model, args.edit_n, seed=VALIDATION_SEED, decoder=args.decoder,
+                          progress=False, **sampling)  # fmt: skip
+        row["edit"] = ed["overall"]["value"]
+    row["seconds"] = time.perf_counter() - t0
+    edit = f", Edit-mini {row['edit']:.3f}" if "edit" in row else ""
+    print(f"temperature {sampling['temperature']} top-k {sampling['top_k']} cfg {cfg}: "
+          f"GenEval-mini {row['geneval']:.3f}{edit} ({row['seconds']:.0f} s)")  # fmt: skip
+    return row
 
 
 def table(r: dict) -> str:
     cats = list(r["rows"][0]["geneval_by_category"])
     temps = " ".join(f"{t:g}" for t in dict.fromkeys(row["temperature"] for row in r["rows"]))
     ks = " ".join(str(k) for k in dict.fromkeys(row["top_k"] for row in r["rows"]))
+    cfgs = " ".join(f"{c:g}" for c in r.get("cfg_scale", [1.0]))
     lines = [
         "# Tar image-token sampling: temperature x top-k on validation prompts",
         "",
         f"Command: `python experiments/lm_sampling.py {r['model']} --n-per-category {r['n_per_category']} "
-        f"--edit-n {r['edit_n']} --temperature {temps} --top-k {ks} --decoder {r['decoder']}`; top-p "
+        f"--edit-n {r['edit_n']} --temperature {temps} --top-k {ks} --cfg-scale {cfgs} "
+        f"--decoder {r['decoder']}`; top-p "
         f"{r['top_p']}; GenEval-mini prompts ({r['n_per_category']} per category, 4 images each) and "
         f"Edit-mini edits ({r['edit_n']}) from the validation seed {r['seed']} (no benchmark seed), "
         f"painted by the {r['decoder']} de-tokenizer at its default sampling; {r['machine']}. "
-        "The paper's setting is temperature 1, top-k 1200.",
+        "The paper's setting is temperature 1, top-k 1200, no guidance in the LM (LM guidance 1).",
         "",
-        "| temperature | top-k | GenEval-mini | " + " | ".join(cats) + " | Edit-mini | seconds |",
-        "|---|---|---|" + "---|" * len(cats) + "---|---|",
+        "| temperature | top-k | LM guidance | GenEval-mini | "
+        + " | ".join(cats)
+        + " | Edit-mini | seconds |",
+        "|---|---|---|---|" + "---|" * len(cats) + "---|---|",
     ]
     for row in r["rows"]:
         per = " | ".join(f"{row['geneval_by_category'][c]:.2f}" for c in cats)
         edit = f"{row['edit']:.3f}" if "edit" in row else "-"
         lines.append(
-            f"| {row['temperature']:g} | {row['top_k']} | {row['geneval']:.3f} | {per} | {edit} | "
-            f"{row['seconds']:.0f} |"
+            f"| {row['temperature']:g} | {row['top_k']} | {row.get('cfg_scale', 1.0):g} | "
+            f"{row['geneval']:.3f} | {per} | {edit} | {row['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import torch
 
+try:
+    from experiments.notes import write_keeping_notes
+except ImportError:  # run as a script from the repo root
+    from notes import write_keeping_notes
+
 
 def machine() -> str:
     """'2 CPU thread(s), x86_64, torch 2.13.0+cpu': the threads this process uses, the CPU, torch."""
@@ -16,8 +21,9 @@ def machine() -> str:
 
 
 def write_results(out: Path, result: dict, md: str) -> None:
-    """Write `result` to out.json and the table `md` to out.md, then print the table."""
+    """Write `result` to out.json and the table `md` to out.md (keeping the notes written below
+    its table, see `notes.py`), then print the table."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(md)
+    write_keeping_notes(out.with_suffix(".md"), md)
     print(md)

@@ -67,6 +67,11 @@ def main() -> None:
     # and GenEval-mini 0.333 -> 0.438, noise that ranked models wrongly (2026-11-25)
     ap.add_argument("--n", type=int, default=500, help="scenes for VQA / captions / edits")
     ap.add_argument("--prompts", type=int, default=25, help="GenEval-mini prompts per category")
+    ap.add_argument(
+        "--cfg-scale", type=float, default=3.0,
+        help="GenEval-mini once more with this LM guidance, for a model trained with prompt dropout "
+        "(model.tasks.t2i_drop > 0; default 3, chosen on validation prompts by experiments/lm_sampling.py)",
+    )  # fmt: skip
     ap.add_argument("--card-only", action="store_true", help="rewrite DEST/README.md from DEST/metrics.json")
     ap.add_argument(
         "--note", default=None,
@@ -95,6 +100,7 @@ def main() -> None:
     d = Dialect.from_pretrained(dest)
     t0 = time.perf_counter()
     metrics = {}
+    guided = d.tar.config.tasks.t2i_drop > 0 and args.cfg_scale != 1
     for split in ("train", "heldout"):
         metrics[f"vqa/{split}"] = vqa_mini(d, n=args.n, split=split)
         metrics[f"caption/{split}"] = caption_f1(d, n=args.n, split=split)
@@ -103,6 +109,10 @@ def main() -> None:
         for split in ("train", "heldout"):
             metrics[gen_key(f"edit/{split}", dec)] = edit_mini(d, n=args.n, split=split, decoder=dec)[0]
         metrics[gen_key("geneval/all", dec)] = geneval_mini(d, n_per_category=args.prompts, decoder=dec)[0]
+        if guided:  # the same prompts and seeds, the LM sampling with guidance
+            metrics[gen_key("geneval/guided", dec)] = geneval_mini(
+                d, n_per_category=args.prompts, decoder=dec, cfg_scale=args.cfg_scale
+            )[0]
     # does the cast copy keep the quality? the same VQA-mini scenes on the full-precision source
     full = Dialect.from_pretrained(src)
     metrics["dtype_check"] = {
@@ -113,7 +123,10 @@ def main() -> None:
     metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
     cpu = platform.processor() or platform.machine()
     metrics["machine"] = f"{torch.get_num_threads()} thread(s), {cpu}, torch {torch.__version__}"
-    metrics["settings"] = {"dtype": args.dtype, "n": args.n, "prompts": args.prompts, "note": args.note or ""}
+    metrics["settings"] = {
+        "dtype": args.dtype, "n": args.n, "prompts": args.prompts, "note": args.note or "",
+        "cfg_scale": args.cfg_scale if guided else 1.0,
+    }  # fmt: skip
     (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_card(dest, metrics, args)
 
@@ -135,6 +148,15 @@ def write_card(dest: Path, metrics: dict, args) -> None:
     print((dest / "README.md").read_text())
 
 
+def geneval_rows(g: dict, tag: str) -> list[str]:
+    """The card's GenEval-mini rows of one result: overall, per category, held-out pairs vs the rest."""
+    rows = [f"| GenEval-mini overall ({tag}) | {g['overall']:.3f} (mean of categories) |"]
+    rows += [f"| GenEval-mini {c} ({tag}) | {fmt(r)} |" for c, r in g["by_category"].items()]
+    rows.append(f"| GenEval-mini, prompts naming a held-out pair ({tag}) | {fmt(g['heldout_pairs'])} |")
+    rows.append(f"| GenEval-mini, the other prompts ({tag}) | {fmt(g['seen_pairs'])} |")
+    return rows
+
+
 def card(
     m: dict, timings: dict, size_mb: float, args, parts: list[str], ar: dict | None, dif: dict | None,
     tar: dict,
@@ -151,12 +173,9 @@ def card(
             e = m[gen_key(f"edit/{split}", dec)]
             rows.append(f"| Edit-mini overall ({split}, {tag}) | {fmt(e['overall'])} |")
             rows += [f"| Edit-mini {t} ({split}, {tag}) | {fmt(r)} |" for t, r in e["by_type"].items()]
-        g = m[gen_key("geneval/all", dec)]
-        rows.append(f"| GenEval-mini overall ({tag}) | {g['overall']:.3f} (mean of categories) |")
-        rows += [f"| GenEval-mini {c} ({tag}) | {fmt(r)} |" for c, r in g["by_category"].items()]
-        heldout_pairs = fmt(g["heldout_pairs"])
-        rows.append(f"| GenEval-mini, prompts naming a held-out pair ({tag}) | {heldout_pairs} |")
-        rows.append(f"| GenEval-mini, the other prompts ({tag}) | {fmt(g['seen_pairs'])} |")
+        rows += geneval_rows(m[gen_key("geneval/all", dec)], tag)
+        if gen_key("geneval/guided", dec) in m:
+            rows += geneval_rows(m[gen_key("geneval/guided", dec)], f"{tag}, LM guidance {args.cfg_scale:g}")
     dc = m["dtype_check"]
     cast, full = dc[args.dtype]["value"], dc["fp32"]["value"]
     rows.append(f"| VQA-mini, {args.dtype} weights vs fp32 (same 100 scenes) | {cast:.3f} vs {full:.3f} |")
@@ -179,6 +198,14 @@ def card(
         f" {tar['tasks'].get('vqa_turns', 1)} questions per VQA image"
         " ([tar_recipe.md](../../../../experiments/results/tar_recipe.md))."
     )
+    if tar["tasks"].get("t2i_drop", 0.0) > 0:
+        recipe += (
+            f" A share of {tar['tasks']['t2i_drop']:g} of its text-to-image prompts is nulled in training"
+            " (every word piece -> `[PAD]`), so the LM can also sample with classifier-free guidance"
+            " against that null prompt (`--cfg-scale`; off by default, as in the paper): the rows marked"
+            " 'LM guidance' use it, every other row samples as the paper does"
+            " ([lm_guidance.md](../../../../experiments/results/lm_guidance.md))."
+        )
     if tar["tasks"].get("vqa_describe", 0.0) > 0:
         recipe += (
             f" A share of {tar['tasks']['vqa_describe']:g} of its VQA samples opens with a caption turn"

@@ -45,6 +45,11 @@ def add_parser(sub) -> None:
         help="de-tokenizer for image outputs: ar | diffusion (default: diffusion when the model ships it)",
     )  # fmt: skip
     p.add_argument(
+        "--cfg-scale", type=float, default=None,
+        help="geneval, fid: LM classifier-free guidance (default 1 = off, the paper's sampling; "
+        "needs a model trained with model.tasks.t2i_drop > 0)",
+    )  # fmt: skip
+    p.add_argument(
         "--inception-weights",
         default=None,
         help="fid: TorchScript FID Inception file (inception-2015-12-05.pt)",
@@ -90,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     from dialect.unified.pipeline import Dialect
 
     out = Path(args.out)
+    guided = {} if args.cfg_scale is None else {"cfg_scale": args.cfg_scale}
+    if guided and args.benchmark not in ("geneval", "fid"):
+        raise DialectError("--cfg-scale applies to text-to-image benchmarks only (geneval, fid)")
     network = None
     if args.benchmark == "fid":  # before loading the model: a missing file fails fast
         from dialect.eval.fid import load_feature_network
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.benchmark == "geneval":
         kw.setdefault("split", "all")
         res, examples = generation.geneval_mini(
-            model, n_per_category=args.n or 20, scale=args.scale, decoder=args.decoder, **kw
+            model, n_per_category=args.n or 20, scale=args.scale, decoder=args.decoder, **kw, **guided
         )
     elif args.benchmark == "edit":
         res, examples = generation.edit_mini(
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.benchmark == "fid":
         res, examples = generation.generation_fid(
             model, network, Path(args.inception_weights).name, n=args.n or 500, scale=args.scale,
-            decoder=args.decoder, **{k: v for k, v in kw.items() if k == "seed"},
+            decoder=args.decoder, **{k: v for k, v in kw.items() if k == "seed"}, **guided,
         )  # fmt: skip
     else:
         from dialect.eval.recon import evaluate_reconstruction
@@ -134,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         examples = {"samples": [im for pair in zip(originals[:16], recons[:16], strict=True) for im in pair]}
     out.mkdir(parents=True, exist_ok=True)
     res["model"] = model.path
+    if guided:
+        res["lm_cfg_scale"] = args.cfg_scale
     (out / "results.json").write_text(json.dumps(res, indent=2))
     (out / "results.md").write_text(_table(res))
     for name, images in examples.items():

@@ -71,7 +71,7 @@ def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, se
                "seen_pairs": proportion(hits["seen"], totals["seen"]),
                "n_per_category": n_per_category, "images_per_prompt": images_per_prompt, "seed": seed,
                "prompt_set_version": PROMPT_SET_VERSION, "split": split, "scale": scale, "decoder": decoder,
-               "failed_prompts": failures}  # fmt: skip
+               "sampling": sampling, "failed_prompts": failures}  # fmt: skip
     return results, examples
 
 

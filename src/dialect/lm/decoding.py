@@ -61,13 +61,16 @@ class Decoding:
         token_bias: torch.Tensor | None = None,
         uncond_token_bias: torch.Tensor | None = None,
         stop_id: int | None = None,
+        uncond_ids: torch.Tensor | None = None,
     ) -> torch.LongTensor:
         """Sample `num_tokens` ids (B, num_tokens) after the prefix (B, P, ·) and optional given
         first ids (B, T0), which are not repeated in the output.
 
-        Guidance: with `sampling.cfg_scale != 1`, `uncond_prefix` (same shape as prefix, e.g. the
-        embeddings of a null condition) is required; both are decoded as one batch of 2B and each
-        step samples from uncond + scale * (cond - uncond). At scale 1 it is ignored.
+        Guidance: with `sampling.cfg_scale != 1`, an unconditional twin of the inputs is required:
+        `uncond_prefix` (same shape as prefix, e.g. the embeddings of a null condition) and/or
+        `uncond_ids` (same shape as ids, e.g. the prompt with its words nulled; default: ids
+        again). Both are decoded as one batch of 2B and each step samples from
+        uncond + scale * (cond - uncond). At scale 1 they are ignored.
         `allowed` (a slice or LongTensor of ids) restricts which tokens can be sampled.
         `use_cache=False` recomputes the whole sequence at every step (reference and benchmark).
         `token_bias` (B, T0 + num_tokens - 1, dim): added to the embedding of every id fed back in,
@@ -77,9 +80,11 @@ class Decoding:
         its own stop; callers cut each row at its first stop), so the output may be shorter.
         Logits are cast to fp32 before guidance and sampling, so this is safe under autocast."""
         guided = sampling.cfg_scale != 1.0
-        if guided and uncond_prefix is None:
-            raise ValueError(f"cfg_scale {sampling.cfg_scale} needs an uncond_prefix")
-        x_prefix, x_ids = self._decode_inputs(prefix, ids, num_tokens, uncond_prefix if guided else None)
+        if guided and uncond_prefix is None and uncond_ids is None:
+            raise ValueError(f"cfg_scale {sampling.cfg_scale} needs an uncond_prefix or uncond_ids")
+        x_prefix, x_ids = self._decode_inputs(
+            prefix, ids, num_tokens, uncond_prefix if guided else None, uncond_ids if guided else None
+        )
         bias = token_bias
         if bias is not None:
             expected = (
@@ -134,6 +139,7 @@ class Decoding:
         ids: torch.Tensor | None,
         num_tokens: int,
         uncond_prefix: torch.Tensor | None,
+        uncond_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Validate generate's inputs; -> (prefix, ids) with uncond rows stacked after cond rows."""
         if num_tokens < 1:
@@ -150,12 +156,20 @@ class Decoding:
         length = ids.shape[1] + (prefix.shape[1] if prefix is not None else 0) + num_tokens - 1
         if length > self.config.max_len:
             raise ValueError(f"inputs + {num_tokens} tokens need {length} positions > max_len")
-        if uncond_prefix is None:
+        if uncond_prefix is None and uncond_ids is None:
             return prefix, ids
-        if prefix is None or uncond_prefix.shape != prefix.shape:
+        if uncond_prefix is not None and (prefix is None or uncond_prefix.shape != prefix.shape):
             got = None if prefix is None else tuple(prefix.shape)
             raise ValueError(f"uncond_prefix {tuple(uncond_prefix.shape)} must match the prefix {got}")
-        return torch.cat([prefix, uncond_prefix.to(prefix)]), ids.repeat(2, 1)  # (2B, ...)
+        if uncond_ids is not None:
+            if uncond_ids.shape != ids.shape:
+                raise ValueError(
+                    f"uncond_ids {tuple(uncond_ids.shape)} must match the ids {tuple(ids.shape)}"
+                )
+            check_ids(uncond_ids, self.config.vocab_size)
+        if prefix is not None:  # the prefix-free twin of a prefixed row keeps its prefix
+            prefix = torch.cat([prefix, prefix if uncond_prefix is None else uncond_prefix.to(prefix)])
+        return prefix, torch.cat([ids, ids if uncond_ids is None else uncond_ids.to(ids)])  # (2B, ...)
 
 
 def check_ids(ids: torch.Tensor, vocab_size: int) -> None:

@@ -49,7 +49,7 @@ from dialect.tokenizers.tatok import TATok, TATokConfig
 from dialect.unified import backbone as B
 from dialect.unified.grid import IMAGE_POSITIONS, ImageGrid
 from dialect.unified.tasks import TaskConfig, conversation
-from dialect.unified.template import ImageSpan, encode_conversation, pad_batch
+from dialect.unified.template import ImageSpan, encode_conversation, null_conversation, pad_batch
 from dialect.unified.vocab import END, IM_START, TarVocab, VocabConfig
 
 INIT_MODES = ("text-aligned", "random", "mean")
@@ -354,21 +354,38 @@ class Tar(nn.Module, Pretrained):
     ) -> torch.Tensor:
         """TA-Tok codes (B, n_scale) of the image the assistant answers each conversation with.
         The reply is forced to start with `<im_start> <S_k>` and constrained to exactly n_scale
-        image tokens (the paper's sampling: temperature 1, top-p 0.95, top-k 1200, no guidance)."""
+        image tokens (the paper's sampling: temperature 1, top-p 0.95, top-k 1200, no guidance).
+
+        `sampling.cfg_scale` != 1: classifier-free guidance inside the LM, against each
+        conversation's `null_conversation` twin (its user text nulled, images kept). Only a model
+        trained with prompt dropout (`tasks.t2i_drop` > 0) knows what the null prompt means, and
+        it learnt it on text-to-image prompts only."""
         sampling = sampling or SamplingConfig(temperature=1.0, top_k=1200, top_p=0.95)
+        guided = sampling.cfg_scale != 1.0
+        if guided and self.config.tasks.t2i_drop <= 0:
+            raise DialectError(
+                f"cfg_scale {sampling.cfg_scale} needs a model trained with prompt dropout "
+                "(model.tasks.t2i_drop > 0); this one never saw the null prompt"
+            )
         v = self.vocab
         n = self.tatok.num_tokens(scale)
         head = [v.special(IM_START), v.scale_id(scale)]
-        prompts = [
-            encode_conversation(v, turns, add_generation_prompt=True)[0] + head for turns in conversations
-        ]
+
+        def encode(convs: list[list]) -> list[list[int]]:
+            return [encode_conversation(v, turns, add_generation_prompt=True)[0] + head for turns in convs]
+
+        prompts = encode(conversations)
+        nulls = encode([null_conversation(t) for t in conversations]) if guided else prompts
         if max(len(p) for p in prompts) + n - 1 > self.config.lm.max_len:
             raise DialectError(f"prompt + {n} image tokens exceed lm.max_len {self.config.lm.max_len}")
         codes = torch.empty(len(prompts), n, dtype=torch.long)
         for idx, ids in self._grouped(prompts):
+            null_ids = torch.tensor([nulls[i] for i in idx], dtype=torch.long, device=ids.device)
             out = self.lm.generate(
                 None, n, sampling, generator=generator, ids=ids, allowed=v.image_range,
                 token_bias=self._decoding_bias(ids, n, fill=v.image_offset),
+                uncond_ids=null_ids if guided else None,
+                uncond_token_bias=self._decoding_bias(null_ids, n, fill=v.image_offset) if guided else None,
             )  # fmt: skip
             codes[idx] = v.codes(out).cpu()
         return codes

@@ -118,11 +118,12 @@ class Dialect:
             raise DialectError(f"this model has no '{decoder}' de-tokenizer; it ships {shipped}")
         return decoder
 
-    def _image_sampling(self, temperature, top_k, top_p) -> SamplingConfig:
+    def _image_sampling(self, temperature, top_k, top_p, cfg_scale=None) -> SamplingConfig:
         return SamplingConfig(
             temperature=1.0 if temperature is None else temperature,
             top_k=1200 if top_k is None else top_k,
             top_p=0.95 if top_p is None else top_p,
+            cfg_scale=1.0 if cfg_scale is None else cfg_scale,
         )
 
     def decode(
@@ -154,26 +155,30 @@ class Dialect:
     def generate_codes(
         self, prompts: str | Sequence[str], n: int = 1, scale: int = 0, seed: int | None = 0,
         temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+        cfg_scale: float | None = None,
     ) -> torch.Tensor:  # fmt: skip
-        """TA-Tok codes (len(prompts) * n, n_scale): n samples per prompt, prompt-major."""
+        """TA-Tok codes (len(prompts) * n, n_scale): n samples per prompt, prompt-major.
+        `cfg_scale`: classifier-free guidance inside the LM (None / 1 = off, the paper's
+        sampling; needs a model trained with prompt dropout, see `Tar.generate_codes`)."""
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not texts or not 1 <= n * len(texts) <= MAX_IMAGES:
             raise DialectError(f"ask for 1..{MAX_IMAGES} images in all, got {n} x {len(texts)} prompts")
         texts = [_check_text(t, "prompt") for t in texts for _ in range(n)]
         gen = resolve_generator(None, seed, torch.device("cpu"))
         convs = [[("user", [t])] for t in texts]
-        return self.tar.generate_codes(convs, scale, self._image_sampling(temperature, top_k, top_p), gen)
+        sampling = self._image_sampling(temperature, top_k, top_p, cfg_scale)
+        return self.tar.generate_codes(convs, scale, sampling, gen)
 
     def generate(
         self, prompts: str | Sequence[str], n: int = 1, scale: int = 0, decoder: str | None = None,
         seed: int | None = 0, temperature: float | None = None, top_k: int | None = None,
-        top_p: float | None = None, **decoder_sampling,
+        top_p: float | None = None, cfg_scale: float | None = None, **decoder_sampling,
     ) -> torch.Tensor:  # fmt: skip
-        """Text -> images (len(prompts) * n, 3, H, W): Tar writes TA-Tok codes, the de-tokenizer
-        (`decoder` "ar" | "diffusion", None = `default_decoder`; `decoder_sampling` e.g.
-        guidance=...) paints them."""
+        """Text -> images (len(prompts) * n, 3, H, W): Tar writes TA-Tok codes (`cfg_scale`: LM
+        guidance, see `generate_codes`), the de-tokenizer (`decoder` "ar" | "diffusion", None =
+        `default_decoder`; `decoder_sampling` e.g. guidance=...) paints them."""
         decoder = self.resolve_decoder(decoder)
-        codes = self.generate_codes(prompts, n, scale, seed, temperature, top_k, top_p)
+        codes = self.generate_codes(prompts, n, scale, seed, temperature, top_k, top_p, cfg_scale)
         return self.decode(codes, scale, decoder, seed, **decoder_sampling)
 
     @torch.no_grad()

@@ -14,6 +14,7 @@ Tasks (paper section "Tar, the unified LM"):
              (+ up to `vqa_turns - 1` more question/answer turns about the same image)
              (`vqa_describe`: a share of them first asks for a caption, then every question)
     t2i      user: a caption as the prompt           assistant: image at scale k    (T2I)
+             (`t2i_drop`: a share with the prompt nulled, for guidance inside the LM)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
     ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
 The task of sample i and the output scale are drawn from (seed, i) with the configured weights,
@@ -34,10 +35,12 @@ from dialect.core.images import to_tensor
 from dialect.data.sample import skip_or_raise
 from dialect.data.sources import JsonlDataset
 from dialect.data.transforms import BadImage, ImageTransform, decode_image
+from dialect.unified.template import NullText
 from dialect.world import WorldConfig, make_example, make_variation, render
 from dialect.world.scene import SPLITS, Scene
 
 TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i")
+DEFAULT_WEIGHTS = {"caption": 1.0, "vqa": 2.0, "t2i": 3.0, "i2i": 0.5, "ti2i": 1.0}
 IMAGE_OUTPUT = ("t2i", "i2i", "ti2i")
 REQUESTS = {
     "caption": (
@@ -55,9 +58,10 @@ REQUESTS = {
 class TaskConfig:
     """Which tasks a Tar run trains on and how often; which TA-Tok scale an output image uses."""
 
-    weights: dict[str, float] = field(
-        default_factory=lambda: {"caption": 1.0, "vqa": 2.0, "t2i": 3.0, "i2i": 0.5, "ti2i": 1.0}
-    )
+    # task -> weight; {} = DEFAULT_WEIGHTS. Empty by default because config files merge into the
+    # defaults key by key: a default holding every task would keep them all in a run whose YAML
+    # names only some (`weights: {t2i: 1.0}` must train t2i alone)
+    weights: dict[str, float] = field(default_factory=dict)
     scale_weights: list[float] = field(default_factory=lambda: [1.0])  # per scale, for output images
     variation: float = 0.5  # fraction of i2i samples that are variations (the rest: redraws)
     # question/answer turns per vqa sample (distinct questions about one image, in random order), as
@@ -69,13 +73,23 @@ class TaskConfig:
     # better when it describes than when it is asked (experiments/results/vqa_binding.md), so
     # these samples let an answer look the object up in the caption it just wrote
     vqa_describe: float = 0.0
+    # fraction of t2i samples whose prompt is replaced by the null prompt (`template.NullText`):
+    # condition dropout, so the LM can sample with classifier-free guidance (`cfg_scale` > 1).
+    # The paper keeps guidance in the de-tokenizer only (0 here = its recipe); LlamaGen-style
+    # T2I models drop 10% of prompts
+    t2i_drop: float = 0.0
+
+    def mix(self) -> dict[str, float]:
+        """The task weights in force: `weights`, or DEFAULT_WEIGHTS when it is empty."""
+        return dict(self.weights) or dict(DEFAULT_WEIGHTS)
 
     def validate(self, num_scales: int) -> TaskConfig:
-        unknown = set(self.weights) - set(TASKS)
+        mix = self.mix()
+        unknown = set(mix) - set(TASKS)
         if unknown:
             raise DialectError(f"unknown Tar task(s) {sorted(unknown)}; known: {', '.join(TASKS)}")
-        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
-            raise DialectError(f"task weights must be >= 0 with a positive sum, got {self.weights}")
+        if any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+            raise DialectError(f"task weights must be >= 0 with a positive sum, got {mix}")
         sw = self.scale_weights
         if not sw or len(sw) > num_scales or any(w < 0 for w in sw) or sum(sw) <= 0:
             raise DialectError(
@@ -85,7 +99,14 @@ class TaskConfig:
             raise DialectError(f"vqa_describe must be in [0, 1], got {self.vqa_describe}")
         if self.vqa_turns < 1:
             raise DialectError(f"vqa_turns must be >= 1, got {self.vqa_turns}")
+        if not 0.0 <= self.t2i_drop < 1.0:
+            raise DialectError(f"t2i_drop must be in [0, 1), got {self.t2i_drop}")
         return self
+
+    def null_prompt(self, rng: np.random.Generator) -> dict[str, bool]:
+        """A t2i sample's extra meta: {"null_prompt": True} for a `t2i_drop` share, else {}. No
+        draw at t2i_drop = 0, so runs without dropout keep their data bit for bit."""
+        return {"null_prompt": True} if self.t2i_drop > 0 and rng.random() < self.t2i_drop else {}
 
     def questions(self, rng: np.random.Generator, qa: list[dict]) -> tuple[dict, list[list[str]]]:
         """Up to `vqa_turns` distinct entries of a scene's `qa` list, in random order -> (the first
@@ -95,10 +116,11 @@ class TaskConfig:
 
     def draw(self, rng: np.random.Generator, available: tuple[str, ...] = TASKS) -> tuple[str, int]:
         """(task, output scale) for one sample; only tasks in `available` are drawn."""
-        names = [t for t in TASKS if t in available and self.weights.get(t, 0) > 0]
+        mix = self.mix()
+        names = [t for t in TASKS if t in available and mix.get(t, 0) > 0]
         if not names:
             raise DialectError(f"no task with a positive weight among {', '.join(available)}")
-        p = np.array([self.weights[t] for t in names], dtype=float)
+        p = np.array([mix[t] for t in names], dtype=float)
         task = names[int(rng.choice(len(names), p=p / p.sum()))]
         sw = np.array(self.scale_weights, dtype=float)
         return task, int(rng.choice(len(sw), p=sw / sw.sum()))
@@ -164,7 +186,8 @@ class ShapeWorldTasks(Dataset):
                 **scene_meta,
             )  # fmt: skip
         if task == "t2i":
-            return _sample(image, image, task, pick(ex["captions"]), "", scale, **scene_meta)
+            prompt = pick(ex["captions"])
+            return _sample(image, image, task, prompt, "", scale, **self.tasks.null_prompt(rng), **scene_meta)
         if task == "i2i":
             if rng.random() < self.tasks.variation:
                 new: Scene = make_variation(rng, ex["scene"], self.world)
@@ -222,7 +245,7 @@ class JsonlTasks(Dataset):
         task, scale = self.tasks.draw(rng, available=("caption", "t2i"))
         if task == "caption":
             return _sample(image, image, task, str(rng.choice(REQUESTS["caption"])), sample["text"], scale)
-        return _sample(image, image, task, sample["text"], "", scale)
+        return _sample(image, image, task, sample["text"], "", scale, **self.tasks.null_prompt(rng))
 
 
 def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool = False) -> list:
@@ -230,7 +253,8 @@ def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool
     `image_last` (`TarConfig.image_last`): an I2I / TI2I user turn is [instruction, image]."""
     task = meta["task"]
     if task == "t2i":
-        return [("user", [meta["user"]]), ("assistant", [target_span])]
+        prompt = NullText(meta["user"]) if meta.get("null_prompt") else meta["user"]
+        return [("user", [prompt]), ("assistant", [target_span])]
     if task in ("caption", "vqa"):
         more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
         return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]]), *more]

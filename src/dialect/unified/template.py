@@ -30,7 +30,16 @@ class ImageSpan:
     scale: int
 
 
-Segment = str | ImageSpan
+@dataclass(frozen=True)
+class NullText:
+    """The null condition of classifier-free guidance in place of a user's `text`: as many
+    `[PAD]` ids as the text has word pieces, so a conditional sequence and its unconditional twin
+    have the same length and decode side by side as one batch with one KV cache."""
+
+    text: str
+
+
+Segment = str | ImageSpan | NullText
 Turn = tuple[str, Sequence[Segment]]
 
 
@@ -48,9 +57,20 @@ def image_tokens(vocab: TarVocab, span: ImageSpan) -> list[int]:
 def segment_ids(vocab: TarVocab, seg: Segment) -> list[int]:
     if isinstance(seg, ImageSpan):
         return image_tokens(vocab, seg)
+    if isinstance(seg, NullText):
+        return [vocab.pad_id] * len(vocab.encode_text(seg.text))
     if not isinstance(seg, str):
         raise DialectError(f"a conversation segment is a string or an ImageSpan, got {type(seg).__name__}")
     return vocab.encode_text(seg)
+
+
+def null_conversation(turns: Sequence[Turn]) -> list[Turn]:
+    """The unconditional twin of a conversation for classifier-free guidance: every string the
+    user wrote becomes `NullText`; images, roles and assistant turns stay (same length)."""
+    return [
+        (role, [NullText(s) if role == "user" and isinstance(s, str) else s for s in segments])
+        for role, segments in turns
+    ]
 
 
 def encode_conversation(

@@ -11,6 +11,11 @@ see `train.pretokenized`), or a mix of these (`data.mix`, see `DataConfig`).
 
 On a Hugging Face backbone (`model.hf_lm=DIR`) the run also writes `out_dir/hf`: the trained
 backbone with its grown vocabulary and tokenizer, a folder plain `transformers` loads.
+
+Fine-tuning: `init_from=DIR` starts from a saved Tar (e.g. `src/dialect/models/default/tar`, or
+`runs/.../lm/model`) instead of a fresh one: its architecture, vocabulary, TA-Tok and weights are
+kept (`tatok=` and the architecture keys of `model` are ignored), while the training-only keys of
+`model` (`tasks`, `text_loss_weight`) and everything under `train` / `data` come from this run.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dialect.world import WorldConfig
 class LMRun:
     model: TarConfig = field(default_factory=TarConfig)
     tatok: str = "runs/tiny/tatok/model"  # trained TATok folder (the image tokenizer)
+    init_from: str = ""  # a saved Tar folder to fine-tune; "" = a fresh Tar (see the module docstring)
     text_model: str = ""  # local LM folder of the text embeddings; "" = the shipped MiniLM
     data: DataConfig = field(default_factory=DataConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -42,7 +48,15 @@ class LMRun:
 
 
 def build_tar(cfg: LMRun) -> Tar:
-    """A fresh Tar carrying the trained TA-Tok, its embeddings initialised by `model.init`."""
+    """A fresh Tar carrying the trained TA-Tok, its embeddings initialised by `model.init`; or,
+    with `init_from`, that saved Tar with this run's training-only keys."""
+    if cfg.init_from:
+        require_trained(cfg.init_from, "Tar", "dialect train lm --preset tiny", "init_from")
+        model = Tar.from_pretrained(cfg.init_from)
+        model.config.tasks = cfg.model.tasks.validate(model.config.tatok.num_scales)
+        model.config.text_loss_weight = cfg.model.text_loss_weight
+        cfg.model = model.config  # what the run's config.yaml and exported model record
+        return model
     require_trained(cfg.tatok, "TA-Tok", "dialect train tatok --preset tiny", "tatok")
     tatok = TATok.from_pretrained(cfg.tatok)
     cfg.model.tatok = tatok.config
@@ -79,7 +93,7 @@ def train(cfg: LMRun) -> dict:
     def build():
         model = build_tar(cfg)
         data = build_tasks(cfg)
-        check_tokenizers(data, model.tatok, cfg.tatok)
+        check_tokenizers(data, model.tatok, cfg.init_from or cfg.tatok)
         return model, data
 
     result = run_training(cfg, build)
