@@ -7,7 +7,7 @@ from dialect.core.errors import DialectError
 from dialect.data.sample import collate
 from dialect.lm import SamplingConfig
 from dialect.unified import ShapeWorldTasks, TaskConfig
-from dialect.unified.template import ImageSpan, NullText, encode_conversation, null_conversation
+from dialect.unified.template import ImageSpan, Null, encode_conversation, null_conversation
 
 from .micro import WORLD, tar, vocab
 
@@ -24,6 +24,14 @@ def test_null_conversation_nulls_only_the_user_text_and_keeps_the_length():
     assert len(changed) == n_words and all(null_ids[i] == v.pad_id for i in changed)
     assert changed == list(range(1, 1 + n_words))  # right after <|user|>: the instruction only
     assert null_conversation(turns)[0][1][1] is span  # images are kept as they are
+    # the image twin: the frame <im_start> <S_0> ... <im_end> stays, every code becomes [PAD]
+    img_ids, img_mask = encode_conversation(v, null_conversation(turns, "image"))
+    assert len(img_ids) == len(ids) and img_mask == mask
+    changed = [i for i, (a, b) in enumerate(zip(ids, img_ids, strict=True)) if a != b]
+    start = 1 + n_words + 2  # <|user|>, the instruction, <im_start>, <S_0>
+    assert changed == list(range(start, start + 16)) and all(img_ids[i] == v.pad_id for i in changed)
+    with pytest.raises(DialectError, match="null kind"):
+        null_conversation(turns, "audio")
 
 
 def test_t2i_drop_nulls_that_share_of_prompts_and_zero_keeps_the_data_bit_for_bit():
@@ -39,6 +47,9 @@ def test_t2i_drop_nulls_that_share_of_prompts_and_zero_keeps_the_data_bit_for_bi
     assert all(plain[i]["meta"] == ShapeWorldTasks(base, WORLD, 3, seed=3)[i]["meta"] for i in range(20))
     with pytest.raises(DialectError, match="t2i_drop"):
         TaskConfig(t2i_drop=1.0).validate(3)
+    edits = ShapeWorldTasks(TaskConfig(weights={"ti2i": 1.0}, ti2i_image_drop=0.5), WORLD, 3, seed=3)
+    flags = [edits[i]["meta"].get("null_image", False) for i in range(60)]
+    assert 0.25 < sum(flags) / 60 < 0.75
 
 
 def test_a_dropped_prompt_trains_on_pad_ids_with_the_same_loss_mask():
@@ -77,6 +88,8 @@ def test_tar_guidance_needs_prompt_dropout_and_keeps_the_image_span():
     guided = SamplingConfig(temperature=1.0, cfg_scale=3.0)
     with pytest.raises(DialectError, match="t2i_drop"):
         tar().eval().generate_codes(convs, 0, guided)
+    with pytest.raises(DialectError, match="ti2i_image_drop"):
+        tar(tasks=TaskConfig(t2i_drop=0.1)).eval().generate_codes(convs, 0, guided, null="image")
     m = tar(tasks=TaskConfig(t2i_drop=0.1)).eval()
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     codes = m.generate_codes(convs, 1, guided, gen())
@@ -86,7 +99,7 @@ def test_tar_guidance_needs_prompt_dropout_and_keeps_the_image_span():
     plain = m.generate_codes(convs, 0, SamplingConfig(temperature=0.0), gen())
     strong = m.generate_codes(convs, 0, SamplingConfig(temperature=0.0, cfg_scale=8.0), gen())
     assert not torch.equal(plain, strong)
-    assert isinstance(null_conversation(convs[0])[0][1][0], NullText)
+    assert isinstance(null_conversation(convs[0])[0][1][0], Null)
 
 
 def test_cli_guided_generation_and_geneval(tmp_path, monkeypatch, capsys):
@@ -117,4 +130,25 @@ def test_cli_guided_generation_and_geneval(tmp_path, monkeypatch, capsys):
     assert main(["generate", "a red ball", "--model", str(plain), "-o", str(tmp_path / "p.png"), *args]) == 2
     assert "prompt dropout" in capsys.readouterr().err
     assert main(["eval", "vqa", "--model", str(ok), "--cfg-scale", "3", "--out", str(out)]) == 2
-    assert "text-to-image benchmarks only" in capsys.readouterr().err
+    assert "image-drawing benchmarks only" in capsys.readouterr().err
+
+
+def test_edit_guidance_on_the_input_image_changes_the_edit_and_keeps_its_span(tmp_path):
+    from detok.test_ar import _model as micro_ar
+    from dialect.unified.pipeline import Dialect
+
+    m = tar(tasks=TaskConfig(ti2i_image_drop=0.1), image_last=True)
+    m.save_pretrained(tmp_path / "tar")
+    ar = micro_ar()
+    ar.condition.load_tatok(m.tatok)
+    ar.save_pretrained(tmp_path / "ar")
+    d = Dialect.from_pretrained(tmp_path)
+    image = torch.zeros(1, 3, 16, 16)
+    span = d.tar.image_spans(image)[0]
+    convs = [[("user", ["make the circle blue", span])]]
+    greedy = lambda cfg: SamplingConfig(temperature=0.0, cfg_scale=cfg)  # noqa: E731
+    plain = d.tar.generate_codes(convs, 0, greedy(1.0), null="image")
+    guided = d.tar.generate_codes(convs, 0, greedy(8.0), null="image")
+    assert plain.shape == guided.shape == (1, 16) and not torch.equal(plain, guided)
+    out = d.edit(image, "make the circle blue", cfg_scale=2.0, scale=2)
+    assert out.shape == (1, 3, 16, 16)

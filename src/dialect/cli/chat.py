@@ -38,11 +38,12 @@ def _image_out(p: argparse.ArgumentParser, n: bool = False) -> None:
     p.add_argument("--guidance", type=float, default=None, help="de-tokenizer guidance (default: its own)")
     if n:
         p.add_argument("--n", type=int, default=1, help="images per prompt (default 1)")
-        p.add_argument(
-            "--cfg-scale", type=float, default=None,
-            help="LM classifier-free guidance (default 1 = off, the paper's sampling; needs a model "
-            "trained with prompt dropout, model.tasks.t2i_drop > 0)",
-        )  # fmt: skip
+    p.add_argument(
+        "--cfg-scale", type=float, default=None,
+        help="LM classifier-free guidance, on the prompt (generate) or on the input image (edit, "
+        "variation); default 1 = off, the paper's sampling; needs a model trained with that dropout "
+        "(model.tasks.t2i_drop / ti2i_image_drop > 0)",
+    )  # fmt: skip
 
 
 def add_parser(sub) -> None:
@@ -81,7 +82,7 @@ def _load(args: argparse.Namespace):
 
 def _sampling(args: argparse.Namespace) -> dict:
     kw = {"scale": args.scale, "decoder": args.decoder, "seed": args.seed}
-    kw.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    kw.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale)
     if args.guidance is not None:
         kw["guidance"] = args.guidance
     return kw
@@ -112,7 +113,7 @@ def run_ask(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     d = _load(args)
     t0 = time.perf_counter()
-    images = d.generate(args.prompt, n=args.n, cfg_scale=args.cfg_scale, **_sampling(args))
+    images = d.generate(args.prompt, n=args.n, **_sampling(args))
     return _write(images, args, time.perf_counter() - t0, "generated")
 
 

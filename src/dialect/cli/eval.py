@@ -46,8 +46,8 @@ def add_parser(sub) -> None:
     )  # fmt: skip
     p.add_argument(
         "--cfg-scale", type=float, default=None,
-        help="geneval, fid: LM classifier-free guidance (default 1 = off, the paper's sampling; "
-        "needs a model trained with model.tasks.t2i_drop > 0)",
+        help="geneval, fid: LM guidance on the prompt; edit: on the input image (default 1 = off, the "
+        "paper's sampling; needs a model trained with model.tasks.t2i_drop / ti2i_image_drop > 0)",
     )  # fmt: skip
     p.add_argument(
         "--inception-weights",
@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     guided = {} if args.cfg_scale is None else {"cfg_scale": args.cfg_scale}
-    if guided and args.benchmark not in ("geneval", "fid"):
-        raise DialectError("--cfg-scale applies to text-to-image benchmarks only (geneval, fid)")
+    if guided and args.benchmark not in ("geneval", "fid", "edit"):
+        raise DialectError("--cfg-scale applies to the image-drawing benchmarks only (geneval, fid, edit)")
     network = None
     if args.benchmark == "fid":  # before loading the model: a missing file fails fast
         from dialect.eval.fid import load_feature_network
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         )
     elif args.benchmark == "edit":
         res, examples = generation.edit_mini(
-            model, n=args.n or 200, scale=args.scale, decoder=args.decoder, **kw
+            model, n=args.n or 200, scale=args.scale, decoder=args.decoder, **kw, **guided
         )
     elif args.benchmark == "fid":
         res, examples = generation.generation_fid(

@@ -111,7 +111,7 @@ def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", 
     by_type = {t: proportion(hits[t], totals[t]) for t in EDIT_TYPES if totals[t]}
     overall = proportion(sum(hits.values()), sum(totals.values()))
     return {"benchmark": "edit-mini", "overall": overall, "by_type": by_type, "n": n, "seed": seed,
-            "split": split, "scale": scale, "decoder": decoder}, examples  # fmt: skip
+            "split": split, "scale": scale, "decoder": decoder, "sampling": sampling}, examples  # fmt: skip
 
 
 FID_SEED = 7_000_003

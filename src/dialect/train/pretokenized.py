@@ -107,7 +107,7 @@ class PretokenizedTasks(Dataset):
             return skip_or_raise(where, "no text, question or instruction", self.strict)
         if task == "caption":
             return _task(ids, task, pick(REQUESTS["caption"]), caption, scale)
-        return _task(ids, task, caption, "", scale, **self.tasks.null_prompt(rng))
+        return _task(ids, task, caption, "", scale, **self.tasks.drop(rng, task))
 
 
 def _task(ids: torch.Tensor, task: str, user: str, answer: str, scale: int, **extra) -> dict[str, Any]:

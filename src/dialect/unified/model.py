@@ -351,21 +351,27 @@ class Tar(nn.Module, Pretrained):
         scale: int,
         sampling: SamplingConfig | None = None,
         generator: torch.Generator | None = None,
+        null: str = "text",
     ) -> torch.Tensor:
         """TA-Tok codes (B, n_scale) of the image the assistant answers each conversation with.
         The reply is forced to start with `<im_start> <S_k>` and constrained to exactly n_scale
         image tokens (the paper's sampling: temperature 1, top-p 0.95, top-k 1200, no guidance).
 
         `sampling.cfg_scale` != 1: classifier-free guidance inside the LM, against each
-        conversation's `null_conversation` twin (its user text nulled, images kept). Only a model
-        trained with prompt dropout (`tasks.t2i_drop` > 0) knows what the null prompt means, and
-        it learnt it on text-to-image prompts only."""
+        conversation's `null_conversation(turns, null)` twin: `null` "text" nulls the user's text
+        (text-to-image: guidance on the prompt), "image" the user's images (editing: guidance on
+        the input image). Only a model trained with that dropout knows what the null means
+        (`tasks.t2i_drop` > 0 on text-to-image prompts, `tasks.ti2i_image_drop` > 0 on edits)."""
         sampling = sampling or SamplingConfig(temperature=1.0, top_k=1200, top_p=0.95)
         guided = sampling.cfg_scale != 1.0
-        if guided and self.config.tasks.t2i_drop <= 0:
+        trained = {"text": ("t2i_drop", "prompt"), "image": ("ti2i_image_drop", "input-image")}.get(null)
+        if trained is None:
+            raise DialectError(f"null must be 'text' or 'image', got {null!r}")
+        share, what = trained
+        if guided and getattr(self.config.tasks, share) <= 0:
             raise DialectError(
-                f"cfg_scale {sampling.cfg_scale} needs a model trained with prompt dropout "
-                "(model.tasks.t2i_drop > 0); this one never saw the null prompt"
+                f"cfg_scale {sampling.cfg_scale} needs a model trained with {what} dropout "
+                f"(model.tasks.{share} > 0); this one never saw the null {what}"
             )
         v = self.vocab
         n = self.tatok.num_tokens(scale)
@@ -375,7 +381,7 @@ class Tar(nn.Module, Pretrained):
             return [encode_conversation(v, turns, add_generation_prompt=True)[0] + head for turns in convs]
 
         prompts = encode(conversations)
-        nulls = encode([null_conversation(t) for t in conversations]) if guided else prompts
+        nulls = encode([null_conversation(t, null) for t in conversations]) if guided else prompts
         if max(len(p) for p in prompts) + n - 1 > self.config.lm.max_len:
             raise DialectError(f"prompt + {n} image tokens exceed lm.max_len {self.config.lm.max_len}")
         codes = torch.empty(len(prompts), n, dtype=torch.long)

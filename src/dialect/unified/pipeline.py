@@ -185,9 +185,11 @@ class Dialect:
     def edit(
         self, images: Any, instructions: str | Sequence[str], scale: int = 0, decoder: str | None = None,
         seed: int | None = 0, temperature: float | None = None, top_k: int | None = None,
-        top_p: float | None = None, **decoder_sampling,
+        top_p: float | None = None, cfg_scale: float | None = None, **decoder_sampling,
     ) -> torch.Tensor:  # fmt: skip
-        """Image + instruction -> edited image (TI2I); one instruction for all, or one per image."""
+        """Image + instruction -> edited image (TI2I); one instruction for all, or one per image.
+        `cfg_scale`: LM guidance on the input image (None / 1 = off; needs a model trained with
+        `tasks.ti2i_image_drop` > 0, see `Tar.generate_codes`)."""
         x = self._images(images)
         ins = [instructions] * len(x) if isinstance(instructions, str) else list(instructions)
         if len(ins) != len(x):
@@ -197,7 +199,8 @@ class Dialect:
         gen = resolve_generator(None, seed, torch.device("cpu"))
         spans, last = self.tar.image_spans(x), self.tar.config.image_last
         convs = [[("user", edit_prompt(span, t, last))] for span, t in zip(spans, ins, strict=True)]
-        codes = self.tar.generate_codes(convs, scale, self._image_sampling(temperature, top_k, top_p), gen)
+        sampling = self._image_sampling(temperature, top_k, top_p, cfg_scale)
+        codes = self.tar.generate_codes(convs, scale, sampling, gen, null="image")
         return self.decode(codes, scale, decoder, seed, **decoder_sampling)
 
     def variation(self, images: Any, **kwargs) -> torch.Tensor:

@@ -17,6 +17,7 @@ Tasks (paper section "Tar, the unified LM"):
              (`t2i_drop`: a share with the prompt nulled, for guidance inside the LM)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
     ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
+             (`ti2i_image_drop`: a share with the input image nulled, for image guidance)
 The task of sample i and the output scale are drawn from (seed, i) with the configured weights,
 so a dataset is deterministic and resumable like every other source.
 """
@@ -35,7 +36,7 @@ from dialect.core.images import to_tensor
 from dialect.data.sample import skip_or_raise
 from dialect.data.sources import JsonlDataset
 from dialect.data.transforms import BadImage, ImageTransform, decode_image
-from dialect.unified.template import NullText
+from dialect.unified.template import Null
 from dialect.world import WorldConfig, make_example, make_variation, render
 from dialect.world.scene import SPLITS, Scene
 
@@ -73,11 +74,14 @@ class TaskConfig:
     # better when it describes than when it is asked (experiments/results/vqa_binding.md), so
     # these samples let an answer look the object up in the caption it just wrote
     vqa_describe: float = 0.0
-    # fraction of t2i samples whose prompt is replaced by the null prompt (`template.NullText`):
+    # fraction of t2i samples whose prompt is replaced by the null prompt (`template.Null`):
     # condition dropout, so the LM can sample with classifier-free guidance (`cfg_scale` > 1).
     # The paper keeps guidance in the de-tokenizer only (0 here = its recipe); LlamaGen-style
     # T2I models drop 10% of prompts
     t2i_drop: float = 0.0
+    # fraction of ti2i samples whose input image is nulled (its codes -> [PAD], instruction kept):
+    # guidance on the input image when editing, as InstructPix2Pix guides on its input image
+    ti2i_image_drop: float = 0.0
 
     def mix(self) -> dict[str, float]:
         """The task weights in force: `weights`, or DEFAULT_WEIGHTS when it is empty."""
@@ -99,14 +103,20 @@ class TaskConfig:
             raise DialectError(f"vqa_describe must be in [0, 1], got {self.vqa_describe}")
         if self.vqa_turns < 1:
             raise DialectError(f"vqa_turns must be >= 1, got {self.vqa_turns}")
-        if not 0.0 <= self.t2i_drop < 1.0:
-            raise DialectError(f"t2i_drop must be in [0, 1), got {self.t2i_drop}")
+        for name in ("t2i_drop", "ti2i_image_drop"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise DialectError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         return self
 
-    def null_prompt(self, rng: np.random.Generator) -> dict[str, bool]:
-        """A t2i sample's extra meta: {"null_prompt": True} for a `t2i_drop` share, else {}. No
-        draw at t2i_drop = 0, so runs without dropout keep their data bit for bit."""
-        return {"null_prompt": True} if self.t2i_drop > 0 and rng.random() < self.t2i_drop else {}
+    def drop(self, rng: np.random.Generator, task: str) -> dict[str, bool]:
+        """A sample's extra meta for guidance training: {"null_prompt": True} for a `t2i_drop` share
+        of t2i samples, {"null_image": True} for a `ti2i_image_drop` share of ti2i ones, else {}.
+        No draw at share 0, so runs without dropout keep their data bit for bit."""
+        share, key = {
+            "t2i": (self.t2i_drop, "null_prompt"),
+            "ti2i": (self.ti2i_image_drop, "null_image"),
+        }.get(task, (0.0, ""))
+        return {key: True} if share > 0 and rng.random() < share else {}
 
     def questions(self, rng: np.random.Generator, qa: list[dict]) -> tuple[dict, list[list[str]]]:
         """Up to `vqa_turns` distinct entries of a scene's `qa` list, in random order -> (the first
@@ -187,7 +197,7 @@ class ShapeWorldTasks(Dataset):
             )  # fmt: skip
         if task == "t2i":
             prompt = pick(ex["captions"])
-            return _sample(image, image, task, prompt, "", scale, **self.tasks.null_prompt(rng), **scene_meta)
+            return _sample(image, image, task, prompt, "", scale, **self.tasks.drop(rng, task), **scene_meta)
         if task == "i2i":
             if rng.random() < self.tasks.variation:
                 new: Scene = make_variation(rng, ex["scene"], self.world)
@@ -197,7 +207,7 @@ class ShapeWorldTasks(Dataset):
         edit = pick(ex["edits"])
         target = to_tensor(render(edit["target"], self.world))
         return _sample(
-            image, target, task, edit["instruction"], "", scale,
+            image, target, task, edit["instruction"], "", scale, **self.tasks.drop(rng, task),
             edit_type=edit["type"], target_scene=edit["target"].to_dict(), **scene_meta,
         )  # fmt: skip
 
@@ -237,7 +247,9 @@ class JsonlTasks(Dataset):
             except BadImage as exc:
                 return skip_or_raise(str(target_path), exc.reason, self.files.strict)
             _, scale = self.tasks.draw(rng)
-            return _sample(image, target, "ti2i", str(meta["instruction"]), "", scale)
+            return _sample(
+                image, target, "ti2i", str(meta["instruction"]), "", scale, **self.tasks.drop(rng, "ti2i")
+            )
         if not sample["text"]:
             return skip_or_raise(
                 str(meta.get("path", index)), "no text, question or instruction", self.files.strict
@@ -245,7 +257,7 @@ class JsonlTasks(Dataset):
         task, scale = self.tasks.draw(rng, available=("caption", "t2i"))
         if task == "caption":
             return _sample(image, image, task, str(rng.choice(REQUESTS["caption"])), sample["text"], scale)
-        return _sample(image, image, task, sample["text"], "", scale, **self.tasks.null_prompt(rng))
+        return _sample(image, image, task, sample["text"], "", scale, **self.tasks.drop(rng, task))
 
 
 def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool = False) -> list:
@@ -253,12 +265,13 @@ def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool
     `image_last` (`TarConfig.image_last`): an I2I / TI2I user turn is [instruction, image]."""
     task = meta["task"]
     if task == "t2i":
-        prompt = NullText(meta["user"]) if meta.get("null_prompt") else meta["user"]
+        prompt = Null(meta["user"]) if meta.get("null_prompt") else meta["user"]
         return [("user", [prompt]), ("assistant", [target_span])]
     if task in ("caption", "vqa"):
         more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
         return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]]), *more]
-    return [("user", edit_prompt(image_span, meta["user"], image_last)), ("assistant", [target_span])]
+    source = Null(image_span) if meta.get("null_image") else image_span
+    return [("user", edit_prompt(source, meta["user"], image_last)), ("assistant", [target_span])]
 
 
 def edit_prompt(image_span, text: str, image_last: bool = False) -> list:

@@ -31,15 +31,16 @@ class ImageSpan:
 
 
 @dataclass(frozen=True)
-class NullText:
-    """The null condition of classifier-free guidance in place of a user's `text`: as many
-    `[PAD]` ids as the text has word pieces, so a conditional sequence and its unconditional twin
-    have the same length and decode side by side as one batch with one KV cache."""
+class Null:
+    """The null condition of classifier-free guidance in place of a user segment, at its length,
+    so a conditional sequence and its unconditional twin decode side by side as one batch with one
+    KV cache: a text becomes one `[PAD]` per word piece; an image keeps its `<im_start> <S_k> ...
+    <im_end>` frame with `[PAD]` in place of each code."""
 
-    text: str
+    of: str | ImageSpan
 
 
-Segment = str | ImageSpan | NullText
+Segment = str | ImageSpan | Null
 Turn = tuple[str, Sequence[Segment]]
 
 
@@ -57,18 +58,28 @@ def image_tokens(vocab: TarVocab, span: ImageSpan) -> list[int]:
 def segment_ids(vocab: TarVocab, seg: Segment) -> list[int]:
     if isinstance(seg, ImageSpan):
         return image_tokens(vocab, seg)
-    if isinstance(seg, NullText):
-        return [vocab.pad_id] * len(vocab.encode_text(seg.text))
+    if isinstance(seg, Null):
+        if isinstance(seg.of, ImageSpan):
+            ids = image_tokens(vocab, seg.of)
+            return [*ids[:2], *[vocab.pad_id] * (len(ids) - 3), ids[-1]]
+        return [vocab.pad_id] * len(vocab.encode_text(seg.of))
     if not isinstance(seg, str):
         raise DialectError(f"a conversation segment is a string or an ImageSpan, got {type(seg).__name__}")
     return vocab.encode_text(seg)
 
 
-def null_conversation(turns: Sequence[Turn]) -> list[Turn]:
-    """The unconditional twin of a conversation for classifier-free guidance: every string the
-    user wrote becomes `NullText`; images, roles and assistant turns stay (same length)."""
+NULLABLE = {"text": str, "image": ImageSpan}
+
+
+def null_conversation(turns: Sequence[Turn], kind: str = "text") -> list[Turn]:
+    """The unconditional twin of a conversation for classifier-free guidance: every `kind` segment
+    ("text": the strings, "image": the images) of the user's turns becomes `Null`; everything
+    else, roles and assistant turns included, stays (same length)."""
+    if kind not in NULLABLE:
+        raise DialectError(f"null kind must be one of {', '.join(NULLABLE)}, got {kind!r}")
+    nulled = NULLABLE[kind]
     return [
-        (role, [NullText(s) if role == "user" and isinstance(s, str) else s for s in segments])
+        (role, [Null(s) if role == "user" and isinstance(s, nulled) else s for s in segments])
         for role, segments in turns
     ]
 
