@@ -76,30 +76,39 @@ def main() -> None:
 
 
 def measure(model: Dialect, args: argparse.Namespace, sampling: dict, cfg: float) -> dict:
-    """GenEval-mini (at LM guidance `cfg`) and Edit-mini (no LM guidance) at one sampling setting."""
-    t0 = time.perf_counter()
-    gen, _ = geneval_mini(model, args.n_per_category, seed=VALIDATION_SEED, decoder=args.decoder,
-                          progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
-    row = {**sampling, "cfg_scale": cfg, "geneval": gen["overall"],
-           "geneval_by_category": {c: v["value"] for c, v in gen["by_category"].items()}}  # fmt: skip
-    if args.edit_n and cfg == args.cfg_scale[0]:  # editing does not depend on the LM's T2I guidance
+    """GenEval-mini and Edit-mini at one sampling setting and LM guidance `cfg` (on the prompt for
+    GenEval, on the input image for Edit); a benchmark whose guidance the model was not trained for
+    (no prompt / input-image dropout) is measured at cfg 1 only."""
+    tasks, t0 = model.tar.config.tasks, time.perf_counter()
+    row: dict = {**sampling, "cfg_scale": cfg}
+    if args.n_per_category and (cfg == 1 or tasks.t2i_drop > 0):
+        gen, _ = geneval_mini(model, args.n_per_category, seed=VALIDATION_SEED, decoder=args.decoder,
+                              progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
+        row["geneval"] = gen["overall"]
+        row["geneval_by_category"] = {c: v["value"] for c, v in gen["by_category"].items()}
+    if args.edit_n and (cfg == 1 or tasks.ti2i_image_drop > 0):
         ed, _ = edit_mini(model, args.edit_n, seed=VALIDATION_SEED, decoder=args.decoder,
-                          progress=False, **sampling)  # fmt: skip
+                          progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
         row["edit"] = ed["overall"]["value"]
+        row["edit_by_type"] = {t: v["value"] for t, v in ed["by_type"].items()}
     row["seconds"] = time.perf_counter() - t0
-    edit = f", Edit-mini {row['edit']:.3f}" if "edit" in row else ""
+    got = [
+        f"{name} {row[key]:.3f}"
+        for key, name in (("geneval", "GenEval-mini"), ("edit", "Edit-mini"))
+        if key in row
+    ]
     print(f"temperature {sampling['temperature']} top-k {sampling['top_k']} cfg {cfg}: "
-          f"GenEval-mini {row['geneval']:.3f}{edit} ({row['seconds']:.0f} s)")  # fmt: skip
+          f"{', '.join(got) or 'nothing to measure'} ({row['seconds']:.0f} s)")  # fmt: skip
     return row
 
 
 def table(r: dict) -> str:
-    cats = list(r["rows"][0]["geneval_by_category"])
+    cats = next((list(row["geneval_by_category"]) for row in r["rows"] if "geneval_by_category" in row), [])
     temps = " ".join(f"{t:g}" for t in dict.fromkeys(row["temperature"] for row in r["rows"]))
     ks = " ".join(str(k) for k in dict.fromkeys(row["top_k"] for row in r["rows"]))
     cfgs = " ".join(f"{c:g}" for c in r.get("cfg_scale", [1.0]))
     lines = [
-        "# Tar image-token sampling: temperature x top-k on validation prompts",
+        "# Tar image-token sampling: temperature x top-k x LM guidance on validation prompts",
         "",
         f"Command: `python experiments/lm_sampling.py {r['model']} --n-per-category {r['n_per_category']} "
         f"--edit-n {r['edit_n']} --temperature {temps} --top-k {ks} --cfg-scale {cfgs} "
@@ -107,7 +116,9 @@ def table(r: dict) -> str:
         f"{r['top_p']}; GenEval-mini prompts ({r['n_per_category']} per category, 4 images each) and "
         f"Edit-mini edits ({r['edit_n']}) from the validation seed {r['seed']} (no benchmark seed), "
         f"painted by the {r['decoder']} de-tokenizer at its default sampling; {r['machine']}. "
-        "The paper's setting is temperature 1, top-k 1200, no guidance in the LM (LM guidance 1).",
+        "The paper's setting is temperature 1, top-k 1200, no guidance in the LM (LM guidance 1). "
+        "LM guidance is on the prompt for GenEval-mini and on the input image for Edit-mini; '-': not "
+        "measured (the model was not trained for that guidance).",
         "",
         "| temperature | top-k | LM guidance | GenEval-mini | "
         + " | ".join(cats)
@@ -115,11 +126,13 @@ def table(r: dict) -> str:
         "|---|---|---|---|" + "---|" * len(cats) + "---|---|",
     ]
     for row in r["rows"]:
-        per = " | ".join(f"{row['geneval_by_category'][c]:.2f}" for c in cats)
+        per = [f"{row['geneval_by_category'][c]:.2f}" if "geneval" in row else "-" for c in cats]
+        gen = f"{row['geneval']:.3f}" if "geneval" in row else "-"
         edit = f"{row['edit']:.3f}" if "edit" in row else "-"
         lines.append(
-            f"| {row['temperature']:g} | {row['top_k']} | {row.get('cfg_scale', 1.0):g} | "
-            f"{row['geneval']:.3f} | {per} | {edit} | {row['seconds']:.0f} |"
+            f"| {row['temperature']:g} | {row['top_k']} | {row.get('cfg_scale', 1.0):g} | {gen} | "
+            + " | ".join([*per, edit, f"{row['seconds']:.0f}"])
+            + " |"
         )
     return "\n".join(lines) + "\n"
 
