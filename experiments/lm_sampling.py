@@ -120,9 +120,9 @@ def table(r: dict) -> str:
         "LM guidance is on the prompt for GenEval-mini and on the input image for Edit-mini; '-': not "
         "measured (the model was not trained for that guidance).",
         "",
-        "| temperature | top-k | LM guidance | GenEval-mini | "
-        + " | ".join(cats)
-        + " | Edit-mini | seconds |",
+        "| "
+        + " | ".join(["temperature", "top-k", "LM guidance", "GenEval-mini", *cats, "Edit-mini", "seconds"])
+        + " |",
         "|---|---|---|---|" + "---|" * len(cats) + "---|---|",
     ]
     for row in r["rows"]:
