@@ -99,6 +99,19 @@ def test_generate_limits_give_clear_messages(actions):
         actions.generate("a red circle", 1, Sampling(top_p=1.5))
     with pytest.raises(DialectError, match="scale must be in"):
         actions.generate("a red circle", 1, Sampling(scale=7))
+    with pytest.raises(DialectError, match="cfg_scale must be a finite number"):
+        actions.generate("a red circle", 1, Sampling(lm_guidance=float("inf")))
+
+
+def test_lm_guidance_reaches_the_pipeline(actions, shipped, scene_file):
+    """The shipped LM was trained with prompt dropout (guidance on generation) but not with
+    input-image dropout (none on edits): the panel passes the value and the model's rule decides."""
+    gallery, _ = actions.generate("a red circle", 1, Sampling(scale=2, seed=3, lm_guidance=3.0))
+    expected = shipped.generate("a red circle", n=1, scale=2, seed=3, cfg_scale=3.0)
+    assert np.array_equal(gallery[0][0], show(expected[0]))
+    img = actions.load_upload(str(scene_file))
+    with pytest.raises(DialectError, match="input-image dropout"):
+        actions.edit(img, "make the square blue", Sampling(scale=1, lm_guidance=3.0))
 
 
 def test_edit_and_dialect_view(actions, shipped, scene_file):

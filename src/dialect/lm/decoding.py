@@ -167,7 +167,7 @@ class Decoding:
                     f"uncond_ids {tuple(uncond_ids.shape)} must match the ids {tuple(ids.shape)}"
                 )
             check_ids(uncond_ids, self.config.vocab_size)
-        if prefix is not None:  # the prefix-free twin of a prefixed row keeps its prefix
+        if prefix is not None:  # a twin given by uncond_ids alone keeps the conditional prefix
             prefix = torch.cat([prefix, prefix if uncond_prefix is None else uncond_prefix.to(prefix)])
         return prefix, torch.cat([ids, ids if uncond_ids is None else uncond_ids.to(ids)])  # (2B, ...)
 

@@ -66,11 +66,14 @@ class Sampling:
     temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
-    guidance: float | None = None
+    guidance: float | None = None  # the de-tokenizer's
+    lm_guidance: float | None = None  # the LM's (`cfg_scale`): on the prompt, or the edit's input image
 
     def kwargs(self) -> dict:
         kw = {"scale": self.scale, "decoder": self.decoder, "seed": self.seed}
-        kw.update(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+        kw.update(
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, cfg_scale=self.lm_guidance
+        )
         if self.guidance is not None:
             kw["guidance"] = self.guidance
         return kw
@@ -188,6 +191,7 @@ class DemoActions:
                 top_p=1.0 if sampling.top_p is None else sampling.top_p,
                 cfg_scale=1.0 if sampling.guidance is None else sampling.guidance,
             )
+            SamplingConfig(cfg_scale=1.0 if sampling.lm_guidance is None else sampling.lm_guidance)
         except ValueError as exc:
             raise DialectError(str(exc)) from None
         return sampling
@@ -215,7 +219,9 @@ class DemoActions:
         report = progress or (lambda frac, desc: None)
         report(0.0, f"the LM writes {count} x {ntok} TA-Tok tokens")
         t0 = time.perf_counter()
-        codes = self.d.generate_codes(prompt, count, s.scale, s.seed, s.temperature, s.top_k, s.top_p)
+        codes = self.d.generate_codes(
+            prompt, count, s.scale, s.seed, s.temperature, s.top_k, s.top_p, s.lm_guidance
+        )
         t1 = time.perf_counter()
         report(0.5, f"the {s.decoder} de-tokenizer paints {count} image(s)")
         extra = {} if s.guidance is None else {"guidance": s.guidance}

@@ -102,7 +102,8 @@ def _image_source(prefix: str, actions: DemoActions):
 
 
 def _sampling_controls(prefix: str, actions: DemoActions) -> list:
-    """[scale, decoder, seed, temperature, top-k, top-p, guidance]: the arguments of `_sampling`."""
+    """[scale, decoder, seed, temperature, top-k, top-p, guidance, LM guidance]: the arguments of
+    `_sampling`."""
     shipped = ", ".join(actions.d.decoders)
     defaults = ", ".join(f"{k} {v:g}" for k, v in actions.guidance_defaults().items())
     with gr.Row():
@@ -122,15 +123,23 @@ def _sampling_controls(prefix: str, actions: DemoActions) -> list:
         top_k = gr.Slider(0, 4096, value=1200, step=1, label="LM top-k (0 = off)")
         top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01, label="LM top-p (1 = off)")
         guidance = gr.Number(value=None, label=f"De-tokenizer guidance (blank = its default: {defaults})")
-    return [scale, decoder, seed, temperature, top_k, top_p, guidance]
+        tasks = actions.d.tar.config.tasks
+        trained = tasks.t2i_drop > 0 if prefix == "gen" else tasks.ti2i_image_drop > 0
+        lm_guidance = gr.Slider(
+            1.0, 8.0, value=1.0, step=0.5, label="LM guidance (1 = off, as in the paper)",
+            info="classifier-free guidance inside the LM; "
+            + ("this model was trained for it" if trained else "this model was not trained for it: keep 1"),
+            interactive=trained, elem_id=f"{prefix}-lm-guidance",
+        )  # fmt: skip
+    return [scale, decoder, seed, temperature, top_k, top_p, guidance, lm_guidance]
 
 
-def _sampling(scale, decoder, seed, temperature, top_k, top_p, guidance) -> Sampling:
+def _sampling(scale, decoder, seed, temperature, top_k, top_p, guidance, lm_guidance) -> Sampling:
     """The values of `_sampling_controls` -> Sampling."""
     return Sampling(
         scale=int(scale), decoder=decoder, seed=None if seed is None else int(seed),
         temperature=temperature, top_k=None if top_k is None else int(top_k), top_p=top_p,
-        guidance=guidance,
+        guidance=guidance, lm_guidance=None if lm_guidance in (None, 1.0) else lm_guidance,
     )  # fmt: skip
 
 
@@ -192,8 +201,8 @@ def _generate_panel(actions: DemoActions) -> None:
     )
 
     @_ui
-    def generate(text, count, scale, decoder, seed, temperature, top_k, top_p, guidance, progress=PROGRESS):
-        sampling = _sampling(scale, decoder, seed, temperature, top_k, top_p, guidance)
+    def generate(text, count, *controls, progress=PROGRESS):
+        sampling = _sampling(*controls)
         return actions.generate(text, count, sampling, lambda f, d: progress(f, desc=d))
 
     go.click(generate, [prompt, n, *controls], [gallery, summary], **MODEL_QUEUE)
@@ -214,8 +223,8 @@ def _edit_panel(actions: DemoActions) -> None:
     controls = _sampling_controls("edit", actions)
 
     @_ui
-    def edit(img, text, scale, decoder, seed, temperature, top_k, top_p, guidance):
-        sampling = _sampling(scale, decoder, seed, temperature, top_k, top_p, guidance)
+    def edit(img, text, *controls):
+        sampling = _sampling(*controls)
         return actions.edit(img, text, sampling)
 
     go.click(edit, [image, instruction, *controls], [result, summary], **MODEL_QUEUE)
