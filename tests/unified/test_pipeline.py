@@ -199,7 +199,7 @@ def test_edit_builds_its_prompt_in_the_order_the_lm_was_trained_on(folder, image
     monkeypatch.setattr(d.tar.config, "image_last", image_last)
     seen = []
 
-    def capture(convs, scale, sampling, gen):
+    def capture(convs, scale, sampling, gen, null="text"):
         seen.extend(convs)
         return torch.zeros(len(convs), d.tar.tatok.num_tokens(scale), dtype=torch.long)
 
