@@ -81,12 +81,12 @@ def measure(model: Dialect, args: argparse.Namespace, sampling: dict, cfg: float
     (no prompt / input-image dropout) is measured at cfg 1 only."""
     tasks, t0 = model.tar.config.tasks, time.perf_counter()
     row: dict = {**sampling, "cfg_scale": cfg}
-    if args.n_per_category and (cfg == 1 or tasks.t2i_drop > 0):
+    if args.n_per_category and (cfg == 1 or tasks.trained_for("text")):
         gen, _ = geneval_mini(model, args.n_per_category, seed=VALIDATION_SEED, decoder=args.decoder,
                               progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
         row["geneval"] = gen["overall"]
         row["geneval_by_category"] = {c: v["value"] for c, v in gen["by_category"].items()}
-    if args.edit_n and (cfg == 1 or tasks.ti2i_image_drop > 0):
+    if args.edit_n and (cfg == 1 or tasks.trained_for("image")):
         ed, _ = edit_mini(model, args.edit_n, seed=VALIDATION_SEED, decoder=args.decoder,
                           progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
         row["edit"] = ed["overall"]["value"]

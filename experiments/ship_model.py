@@ -100,7 +100,7 @@ def main() -> None:
     d = Dialect.from_pretrained(dest)
     t0 = time.perf_counter()
     metrics = {}
-    guided = d.tar.config.tasks.t2i_drop > 0 and args.cfg_scale != 1
+    guided = d.tar.config.tasks.trained_for("text") and args.cfg_scale != 1
     for split in ("train", "heldout"):
         metrics[f"vqa/{split}"] = vqa_mini(d, n=args.n, split=split)
         metrics[f"caption/{split}"] = caption_f1(d, n=args.n, split=split)

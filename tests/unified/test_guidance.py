@@ -90,6 +90,8 @@ def test_tar_guidance_needs_prompt_dropout_and_keeps_the_image_span():
         tar().eval().generate_codes(convs, 0, guided)
     with pytest.raises(DialectError, match="ti2i_image_drop"):
         tar(tasks=TaskConfig(t2i_drop=0.1)).eval().generate_codes(convs, 0, guided, null="image")
+    with pytest.raises(DialectError, match="null must be one of text, image"):
+        tar().eval().generate_codes(convs, 0, guided, null="audio")
     m = tar(tasks=TaskConfig(t2i_drop=0.1)).eval()
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     codes = m.generate_codes(convs, 1, guided, gen())

@@ -48,7 +48,7 @@ from dialect.quant.usage import all_reduce_sum, world_size
 from dialect.tokenizers.tatok import TATok, TATokConfig
 from dialect.unified import backbone as B
 from dialect.unified.grid import IMAGE_POSITIONS, ImageGrid
-from dialect.unified.tasks import TaskConfig, conversation
+from dialect.unified.tasks import GUIDANCE_DROPOUT, TaskConfig, conversation
 from dialect.unified.template import ImageSpan, encode_conversation, null_conversation, pad_batch
 from dialect.unified.vocab import END, IM_START, TarVocab, VocabConfig
 
@@ -364,11 +364,9 @@ class Tar(nn.Module, Pretrained):
         (`tasks.t2i_drop` > 0 on text-to-image prompts, `tasks.ti2i_image_drop` > 0 on edits)."""
         sampling = sampling or SamplingConfig(temperature=1.0, top_k=1200, top_p=0.95)
         guided = sampling.cfg_scale != 1.0
-        trained = {"text": ("t2i_drop", "prompt"), "image": ("ti2i_image_drop", "input-image")}.get(null)
-        if trained is None:
-            raise DialectError(f"null must be 'text' or 'image', got {null!r}")
-        share, what = trained
-        if guided and getattr(self.config.tasks, share) <= 0:
+        trained = self.config.tasks.trained_for(null)  # also rejects an unknown null kind
+        if guided and not trained:
+            share, what = GUIDANCE_DROPOUT[null]
             raise DialectError(
                 f"cfg_scale {sampling.cfg_scale} needs a model trained with {what} dropout "
                 f"(model.tasks.{share} > 0); this one never saw the null {what}"
@@ -381,17 +379,19 @@ class Tar(nn.Module, Pretrained):
             return [encode_conversation(v, turns, add_generation_prompt=True)[0] + head for turns in convs]
 
         prompts = encode(conversations)
-        nulls = encode([null_conversation(t, null) for t in conversations]) if guided else prompts
+        nulls = encode([null_conversation(t, null) for t in conversations]) if guided else []
         if max(len(p) for p in prompts) + n - 1 > self.config.lm.max_len:
             raise DialectError(f"prompt + {n} image tokens exceed lm.max_len {self.config.lm.max_len}")
         codes = torch.empty(len(prompts), n, dtype=torch.long)
         for idx, ids in self._grouped(prompts):
-            null_ids = torch.tensor([nulls[i] for i in idx], dtype=torch.long, device=ids.device)
+            null_ids = null_bias = None
+            if guided:
+                null_ids = torch.tensor([nulls[i] for i in idx], dtype=torch.long, device=ids.device)
+                null_bias = self._decoding_bias(null_ids, n, fill=v.image_offset)
             out = self.lm.generate(
                 None, n, sampling, generator=generator, ids=ids, allowed=v.image_range,
                 token_bias=self._decoding_bias(ids, n, fill=v.image_offset),
-                uncond_ids=null_ids if guided else None,
-                uncond_token_bias=self._decoding_bias(null_ids, n, fill=v.image_offset) if guided else None,
+                uncond_ids=null_ids, uncond_token_bias=null_bias,
             )  # fmt: skip
             codes[idx] = v.codes(out).cpu()
         return codes

@@ -42,6 +42,9 @@ from dialect.world.scene import SPLITS, Scene
 
 TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i")
 DEFAULT_WEIGHTS = {"caption": 1.0, "vqa": 2.0, "t2i": 3.0, "i2i": 0.5, "ti2i": 1.0}
+# the kinds of null condition guidance decodes against (`template.null_conversation`) -> the
+# TaskConfig share that trains the LM on that null, and what it nulls (for messages)
+GUIDANCE_DROPOUT = {"text": ("t2i_drop", "prompt"), "image": ("ti2i_image_drop", "input-image")}
 IMAGE_OUTPUT = ("t2i", "i2i", "ti2i")
 REQUESTS = {
     "caption": (
@@ -103,10 +106,17 @@ class TaskConfig:
             raise DialectError(f"vqa_describe must be in [0, 1], got {self.vqa_describe}")
         if self.vqa_turns < 1:
             raise DialectError(f"vqa_turns must be >= 1, got {self.vqa_turns}")
-        for name in ("t2i_drop", "ti2i_image_drop"):
+        for name, _ in GUIDANCE_DROPOUT.values():
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise DialectError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         return self
+
+    def trained_for(self, null: str) -> bool:
+        """Whether training nulls `null` ("text" | "image", see GUIDANCE_DROPOUT) for a share of
+        samples, so that guidance against that null means something."""
+        if null not in GUIDANCE_DROPOUT:
+            raise DialectError(f"null must be one of {', '.join(GUIDANCE_DROPOUT)}, got {null!r}")
+        return getattr(self, GUIDANCE_DROPOUT[null][0]) > 0
 
     def drop(self, rng: np.random.Generator, task: str) -> dict[str, bool]:
         """A sample's extra meta for guidance training: {"null_prompt": True} for a `t2i_drop` share
