@@ -131,6 +131,9 @@ def test_cli_guided_generation_and_geneval(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["generate", "a red ball", "--model", str(plain), "-o", str(tmp_path / "p.png"), *args]) == 2
     assert "prompt dropout" in capsys.readouterr().err
+    for bad in (["--cfg-scale", "nan"], ["--temperature", "-1"]):  # one line on stderr, exit 2
+        assert main(["generate", "a red ball", "--model", str(ok), "-o", str(tmp_path / "b.png"), *bad]) == 2
+        assert capsys.readouterr().err.startswith("dialect: error: ")
     assert main(["eval", "vqa", "--model", str(ok), "--cfg-scale", "3", "--out", str(out)]) == 2
     assert "image-drawing benchmarks only" in capsys.readouterr().err
 

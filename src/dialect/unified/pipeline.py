@@ -119,12 +119,16 @@ class Dialect:
         return decoder
 
     def _image_sampling(self, temperature, top_k, top_p, cfg_scale=None) -> SamplingConfig:
-        return SamplingConfig(
-            temperature=1.0 if temperature is None else temperature,
-            top_k=1200 if top_k is None else top_k,
-            top_p=0.95 if top_p is None else top_p,
-            cfg_scale=1.0 if cfg_scale is None else cfg_scale,
-        )
+        """The LM's image-token sampling (None = the paper's value); a bad value -> DialectError."""
+        try:
+            return SamplingConfig(
+                temperature=1.0 if temperature is None else temperature,
+                top_k=1200 if top_k is None else top_k,
+                top_p=0.95 if top_p is None else top_p,
+                cfg_scale=1.0 if cfg_scale is None else cfg_scale,
+            )
+        except ValueError as exc:
+            raise DialectError(str(exc)) from None
 
     def decode(
         self, codes: torch.Tensor, scale: int, decoder: str | None = None, seed: int | None = 0, **sampling
