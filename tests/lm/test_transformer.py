@@ -80,6 +80,24 @@ def test_last_only_is_the_last_row(with_prefix):
     assert torch.allclose(last, model(ids, prefix)[:, -1:], atol=1e-6)
 
 
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_select_returns_exactly_the_selected_rows(with_prefix):
+    """Training asks for its loss positions only: the full forward's rows at `select`, in order."""
+    model = _model()
+    ids, prefix = torch.randint(0, 37, (2, 6)), _prefix(model) if with_prefix else None
+    full = model(ids, prefix)
+    select = torch.rand(full.shape[:2]) < 0.5
+    select[0, 0] = True  # at least one row
+    got = model(ids, prefix, select=select)
+    assert got.shape == (int(select.sum()), 37)
+    assert torch.allclose(got, full[select], atol=1e-6)
+    assert model(ids, prefix, select=torch.zeros_like(select)).shape == (0, 37)
+    with pytest.raises(ValueError, match="select must be a bool tensor"):
+        model(ids, prefix, select=select.float())
+    with pytest.raises(ValueError, match="select must be a bool tensor"):
+        model(ids, prefix, select=select[:, 1:])
+
+
 @pytest.mark.parametrize("num_tokens", [1, 5, 20])
 @pytest.mark.parametrize("with_prefix", [True, False])
 def test_greedy_cached_equals_uncached(num_tokens, with_prefix):

@@ -1,8 +1,9 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dialect.encoders.vit import ViT, ViTConfig
-from dialect.nn.blocks import Stack
+from dialect.nn.blocks import MATH_ATTENTION_MAX_LEN, Stack, attention
 
 
 def test_init_scales_the_residual_projections_with_depth():
@@ -91,3 +92,20 @@ def test_activation_checkpointing_keeps_less_and_changes_nothing():
     assert out["ckpt_saved"] < 0.3 * out["plain_saved"], (out["ckpt_saved"], out["plain_saved"])
     with torch.no_grad():  # inference never recomputes (nothing is saved anyway)
         torch.testing.assert_close(ckpt.eval()(x), plain.eval()(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("length", [12, MATH_ATTENTION_MAX_LEN + 8])
+def test_attention_backends_agree_in_values_and_gradients(causal, length):
+    """bf16 training on a short sequence takes SDPA's math path (faster there); its outputs and
+    gradients match the default kernel's, as do those of every other case."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, length, 16, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    out = attention(q, k, v, None, causal)
+    grads = torch.autograd.grad(out.float().square().sum(), (q, k, v))
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
+    ref_grads = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), ref, atol=3e-2)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert torch.allclose(g.float(), r.float(), atol=0.1, rtol=0.05)

@@ -177,3 +177,15 @@ def check_ids(ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"ids must be a LongTensor, got {ids.dtype}")
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         raise ValueError(f"token ids must be in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
+
+
+def select_rows(x: torch.Tensor, select: torch.Tensor | None) -> torch.Tensor:
+    """x (B, N, ...) -> x[select] (M, ...) for a bool select (B, N); x itself when select is None."""
+    if select is None:
+        return x
+    if select.dtype != torch.bool or select.shape != x.shape[:2]:
+        raise ValueError(
+            f"select must be a bool tensor of shape {tuple(x.shape[:2])}, "
+            f"got {select.dtype} {tuple(select.shape)}"
+        )
+    return x[select]

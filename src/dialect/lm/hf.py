@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from dialect.core.errors import DialectError
-from dialect.lm.decoding import Decoding
+from dialect.lm.decoding import Decoding, select_rows
 from dialect.lm.transformer import LMConfig
 
 
@@ -100,9 +100,12 @@ class HFCausalLM(nn.Module, Decoding):
         start: int = 0,
         token_bias: torch.Tensor | None = None,
         last_only: bool = False,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ids (B, T) long (None = no ids), prefix (B, P, dim) -> logits (B, N, V); `caches` (a
-        DynamicCache holding exactly `start` positions) is extended in place; `last_only`: N = 1."""
+        DynamicCache holding exactly `start` positions) is extended in place; `last_only`: N = 1;
+        `select` bool (B, N): those rows only, (M, V), as `DecoderLM.forward` (here the head still
+        runs over every row: the model's own head may post-process its logits)."""
         inputs = self._inputs(ids, prefix, token_bias)
         batch, n = next(iter(inputs.values())).shape[:2]
         if n == 0:
@@ -119,7 +122,7 @@ class HFCausalLM(nn.Module, Decoding):
             **inputs, position_ids=positions, past_key_values=caches, use_cache=caches is not None,
             logits_to_keep=n - first,
         )  # fmt: skip
-        return out.logits  # (B, N, V)
+        return select_rows(out.logits, select)  # (B, N, V), or (M, V) with select
 
     def _inputs(
         self, ids: torch.Tensor | None, prefix: torch.Tensor | None, token_bias: torch.Tensor | None

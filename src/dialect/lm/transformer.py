@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from dialect.core.pretrained import Pretrained
-from dialect.lm.decoding import Decoding
+from dialect.lm.decoding import Decoding, select_rows
 from dialect.nn.blocks import KVCache, Stack, StaticKVCache, init_transformer_weights
 from dialect.nn.linear import Linear, prepare_transposes
 from dialect.nn.rope import rope_1d
@@ -139,16 +139,19 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         start: int = 0,
         token_bias: torch.Tensor | None = None,
         last_only: bool = False,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ids (B, T) long (None = no ids), prefix (B, P, prefix_dim or dim) -> logits (B, N, V).
 
         N = T + 1 with a prefix, else T (see the module docstring); `last_only`: N = 1, the logits
         of the next token only (decoding's prefill needs no others, and the head over every
-        position is a large share of a long prefill). `start` is the position of the
-        first input element (prefix or ids) in the sequence; with `caches` it must equal the number
-        of positions they already hold, and the inputs are appended to them. `token_bias`
-        (B, T, dim), optional, is added to the embeddings of the ids (a per-position condition,
-        e.g. the AR de-tokenizer's feature under each image token)."""
+        position is a large share of a long prefill). `select`, bool (B, N): only the logits of
+        those rows, as (M, V) in row-major order, M = select.sum(); training passes its loss
+        positions, so the head and the softmax skip the rest (prompt and input-image tokens).
+        `start` is the position of the first input element (prefix or ids) in the sequence; with
+        `caches` it must equal the number of positions they already hold, and the inputs are
+        appended to them. `token_bias` (B, T, dim), optional, is added to the embeddings of the ids
+        (a per-position condition, e.g. the AR de-tokenizer's feature under each image token)."""
         static = bool(caches) and isinstance(caches[0], StaticKVCache)
         compiling = torch.compiler.is_compiling()
         if not compiling:
@@ -170,7 +173,7 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             caches[0].advance(n)  # the layers share one position counter
         # project only the positions whose next element is a token: from the last prefix element on
         first = n - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
-        return self.head(x[:, first:])  # (B, N, V)
+        return self.head(select_rows(x[:, first:], select))  # (B, N, V), or (M, V) with select
 
     def _check_caches(self, caches: list | None, start: int, n: int) -> None:
         if n == 0:

@@ -265,10 +265,12 @@ class Tar(nn.Module, Pretrained):
             ids, mask = pad_batch([seqs[i] for i in group], [masks[i] for i in group], self.vocab.pad_id)
             ids, mask = ids.to(device), mask.to(device)
             inputs = ids[:, :-1]
-            logits = self.lm(inputs, token_bias=self.position_bias(inputs)).float()  # row t -> ids[t + 1]
-            target, weight = ids[:, 1:], mask[:, 1:]
-            ce = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
-            ce = ce.view_as(weight)
+            # the head and the softmax only where a loss is taken (about half the positions: prompts
+            # and input images carry none)
+            keep = mask[:, 1:] > 0  # row t of the logits predicts ids[t + 1]
+            logits = self.lm(inputs, token_bias=self.position_bias(inputs), select=keep).float()  # (M, V)
+            target, weight = ids[:, 1:][keep], mask[:, 1:][keep]  # (M,)
+            ce = nn.functional.cross_entropy(logits, target, reduction="none")
             is_image = (target >= self.vocab.image_offset).float() * weight
             is_text = weight - is_image
             weighted = is_image + self.config.text_loss_weight * is_text
