@@ -40,7 +40,7 @@ def diagnose(d: Dialect, n: int) -> None:
     turns = [edit_prompt(s, e["instruction"], last) for s, (_, e) in zip(spans, items, strict=True)]
     convs = [[("user", t)] for t in turns]
     gen = torch.Generator().manual_seed(EDIT_SEED)
-    out = tar.generate_codes(convs, 0, d._image_sampling(None, None, None), gen).cpu()
+    out = tar.generate_codes(convs, 0, d.image_sampling(None, None, None), gen).cpu()
     print(
         f"codes equal, per position: output = target {(out == tgt_codes).float().mean():.3f}, "
         f"output = source {(out == src_codes).float().mean():.3f} "

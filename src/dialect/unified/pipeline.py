@@ -118,7 +118,7 @@ class Dialect:
             raise DialectError(f"this model has no '{decoder}' de-tokenizer; it ships {shipped}")
         return decoder
 
-    def _image_sampling(self, temperature, top_k, top_p, cfg_scale=None) -> SamplingConfig:
+    def image_sampling(self, temperature, top_k, top_p, cfg_scale=None) -> SamplingConfig:
         """The LM's image-token sampling (None = the paper's value); a bad value -> DialectError."""
         try:
             return SamplingConfig(
@@ -170,7 +170,7 @@ class Dialect:
         texts = [_check_text(t, "prompt") for t in texts for _ in range(n)]
         gen = resolve_generator(None, seed, torch.device("cpu"))
         convs = [[("user", [t])] for t in texts]
-        sampling = self._image_sampling(temperature, top_k, top_p, cfg_scale)
+        sampling = self.image_sampling(temperature, top_k, top_p, cfg_scale)
         return self.tar.generate_codes(convs, scale, sampling, gen)
 
     def generate(
@@ -203,7 +203,7 @@ class Dialect:
         gen = resolve_generator(None, seed, torch.device("cpu"))
         spans, last = self.tar.image_spans(x), self.tar.config.image_last
         convs = [[("user", edit_prompt(span, t, last))] for span, t in zip(spans, ins, strict=True)]
-        sampling = self._image_sampling(temperature, top_k, top_p, cfg_scale)
+        sampling = self.image_sampling(temperature, top_k, top_p, cfg_scale)
         codes = self.tar.generate_codes(convs, scale, sampling, gen, null="image")
         return self.decode(codes, scale, decoder, seed, **decoder_sampling)
 

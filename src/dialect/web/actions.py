@@ -184,14 +184,9 @@ class DemoActions:
         """Check the controls with the LM's own rules before any work starts."""
         self.tokens_at(sampling.scale)
         sampling = replace(sampling, decoder=self.d.resolve_decoder(sampling.decoder))
-        try:
-            SamplingConfig(
-                temperature=1.0 if sampling.temperature is None else sampling.temperature,
-                top_k=0 if sampling.top_k is None else sampling.top_k,
-                top_p=1.0 if sampling.top_p is None else sampling.top_p,
-                cfg_scale=1.0 if sampling.guidance is None else sampling.guidance,
-            )
-            SamplingConfig(cfg_scale=1.0 if sampling.lm_guidance is None else sampling.lm_guidance)
+        self.d.image_sampling(sampling.temperature, sampling.top_k, sampling.top_p, sampling.lm_guidance)
+        try:  # the de-tokenizer's guidance, by the same rule as the LM's
+            SamplingConfig(cfg_scale=1.0 if sampling.guidance is None else sampling.guidance)
         except ValueError as exc:
             raise DialectError(str(exc)) from None
         return sampling
