@@ -125,10 +125,11 @@ class StaticKVCache:
         self.pos.add_(t)
 
 
-# Measured on this project's CPU (torch 2.13, AVX512-BF16, 2 threads; batch 16, 4 heads, head_dim
-# 32 or 64, forward + backward): in bf16 the fused flash kernel is 1.5-2.3x slower than SDPA's math
-# path up to 160 positions (128: 10.3 vs 5.8 ms), level at 192 and faster beyond (512: 52 vs 138
-# ms); forward alone and fp32 favour flash at every length. So only bf16 training steps over
+# Measured on this project's CPU by benchmarks/bench_train_paths.py (torch 2.13, AVX512-BF16, 2
+# threads; batch 16, 4 heads, head_dim 32 or 64, forward + backward; BENCHMARKS.md): in bf16 the
+# fused flash kernel is 1.5-2.1x slower than SDPA's math path up to 160 positions (128: 11.7 vs
+# 7.6 ms), level at 192 and faster beyond (512: 57 vs 154 ms); in quick trials, forward alone and
+# fp32 favoured flash at every length. So only bf16 training steps over
 # short sequences (the de-tokenizers' 128 positions, most of Tar's samples) take the math path.
 MATH_ATTENTION_MAX_LEN = 160
 
