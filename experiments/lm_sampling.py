@@ -77,8 +77,9 @@ def main() -> None:
 
 def measure(model: Dialect, args: argparse.Namespace, sampling: dict, cfg: float) -> dict:
     """GenEval-mini and Edit-mini at one sampling setting and LM guidance `cfg` (on the prompt for
-    GenEval, on the input image for Edit); a benchmark whose guidance the model was not trained for
-    (no prompt / input-image dropout) is measured at cfg 1 only."""
+    GenEval; for Edit on what the model learnt to null, its instruction or else its input image,
+    `TaskConfig.edit_null`); a benchmark whose guidance the model was not trained for is measured
+    at cfg 1 only."""
     tasks, t0 = model.tar.config.tasks, time.perf_counter()
     row: dict = {**sampling, "cfg_scale": cfg}
     if args.n_per_category and (cfg == 1 or tasks.trained_for("text")):
@@ -86,7 +87,7 @@ def measure(model: Dialect, args: argparse.Namespace, sampling: dict, cfg: float
                               progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
         row["geneval"] = gen["overall"]
         row["geneval_by_category"] = {c: v["value"] for c, v in gen["by_category"].items()}
-    if args.edit_n and (cfg == 1 or tasks.trained_for("image")):
+    if args.edit_n and (cfg == 1 or tasks.trained_for(tasks.edit_null())):
         ed, _ = edit_mini(model, args.edit_n, seed=VALIDATION_SEED, decoder=args.decoder,
                           progress=False, cfg_scale=cfg, **sampling)  # fmt: skip
         row["edit"] = ed["overall"]["value"]
@@ -117,7 +118,8 @@ def table(r: dict) -> str:
         f"Edit-mini edits ({r['edit_n']}) from the validation seed {r['seed']} (no benchmark seed), "
         f"painted by the {r['decoder']} de-tokenizer at its default sampling; {r['machine']}. "
         "The paper's setting is temperature 1, top-k 1200, no guidance in the LM (LM guidance 1). "
-        "LM guidance is on the prompt for GenEval-mini and on the input image for Edit-mini; '-': not "
+        "LM guidance is on the prompt for GenEval-mini and, for Edit-mini, on the instruction when the "
+        "model was trained with `ti2i_text_drop`, else on the input image; '-': not "
         "measured (the model was not trained for that guidance).",
         "",
         "| "

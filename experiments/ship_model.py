@@ -72,6 +72,12 @@ def main() -> None:
         help="GenEval-mini once more with this LM guidance, for a model trained with prompt dropout "
         "(model.tasks.t2i_drop > 0; default 3, chosen on validation prompts by experiments/lm_sampling.py)",
     )  # fmt: skip
+    ap.add_argument(
+        "--edit-cfg-scale", type=float, default=2.0,
+        help="Edit-mini once more with this LM guidance, for a model trained with edit dropout "
+        "(model.tasks.ti2i_text_drop or ti2i_image_drop > 0; default 2, chosen on validation edits by "
+        "experiments/lm_sampling.py)",
+    )  # fmt: skip
     ap.add_argument("--card-only", action="store_true", help="rewrite DEST/README.md from DEST/metrics.json")
     ap.add_argument(
         "--note", default=None,
@@ -100,7 +106,9 @@ def main() -> None:
     d = Dialect.from_pretrained(dest)
     t0 = time.perf_counter()
     metrics = {}
-    guided = d.tar.config.tasks.trained_for("text") and args.cfg_scale != 1
+    tasks = d.tar.config.tasks
+    guided = tasks.trained_for("text") and args.cfg_scale != 1
+    edit_guided = tasks.trained_for(tasks.edit_null()) and args.edit_cfg_scale != 1
     for split in ("train", "heldout"):
         metrics[f"vqa/{split}"] = vqa_mini(d, n=args.n, split=split)
         metrics[f"caption/{split}"] = caption_f1(d, n=args.n, split=split)
@@ -108,6 +116,10 @@ def main() -> None:
     for dec in sorted(d.decoders):
         for split in ("train", "heldout"):
             metrics[gen_key(f"edit/{split}", dec)] = edit_mini(d, n=args.n, split=split, decoder=dec)[0]
+            if edit_guided:  # the same edits and seeds, the LM sampling with guidance
+                metrics[gen_key(f"edit_guided/{split}", dec)] = edit_mini(
+                    d, n=args.n, split=split, decoder=dec, cfg_scale=args.edit_cfg_scale
+                )[0]
         metrics[gen_key("geneval/all", dec)] = geneval_mini(d, n_per_category=args.prompts, decoder=dec)[0]
         if guided:  # the same prompts and seeds, the LM sampling with guidance
             metrics[gen_key("geneval/guided", dec)] = geneval_mini(
@@ -126,6 +138,7 @@ def main() -> None:
     metrics["settings"] = {
         "dtype": args.dtype, "n": args.n, "prompts": args.prompts, "note": args.note or "",
         "cfg_scale": args.cfg_scale if guided else 1.0,
+        "edit_cfg_scale": args.edit_cfg_scale if edit_guided else 1.0,
     }  # fmt: skip
     (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_card(dest, metrics, args)
@@ -173,6 +186,12 @@ def card(
             e = m[gen_key(f"edit/{split}", dec)]
             rows.append(f"| Edit-mini overall ({split}, {tag}) | {fmt(e['overall'])} |")
             rows += [f"| Edit-mini {t} ({split}, {tag}) | {fmt(r)} |" for t, r in e["by_type"].items()]
+            guided = m.get(gen_key(f"edit_guided/{split}", dec))
+            if guided:
+                on = "instruction" if tar["tasks"].get("ti2i_text_drop", 0.0) > 0 else "input image"
+                gtag = f"{split}, {tag}, LM guidance {args.edit_cfg_scale:g} on the {on}"
+                rows.append(f"| Edit-mini overall ({gtag}) | {fmt(guided['overall'])} |")
+                rows += [f"| Edit-mini {t} ({gtag}) | {fmt(r)} |" for t, r in guided["by_type"].items()]
         rows += geneval_rows(m[gen_key("geneval/all", dec)], tag)
         if gen_key("geneval/guided", dec) in m:
             rows += geneval_rows(m[gen_key("geneval/guided", dec)], f"{tag}, LM guidance {args.cfg_scale:g}")
@@ -205,6 +224,19 @@ def card(
             " against that null prompt (`--cfg-scale`; off by default, as in the paper): the rows marked"
             " 'LM guidance' use it, every other row samples as the paper does"
             " ([lm_guidance.md](../../../../experiments/results/lm_guidance.md))."
+        )
+    if tar["tasks"].get("ti2i_anchor", 0.0) > 0:
+        recipe += (
+            " Each edit's target image is tokenized anchored to its source image (a target code keeps"
+            f" the source's where that is within {tar['tasks']['ti2i_anchor']:g} of the best cosine"
+            " similarity), so an edit changes the codes of what it changes only"
+            " ([edit_anchor.md](../../../../experiments/results/edit_anchor.md))."
+        )
+    if tar["tasks"].get("ti2i_text_drop", 0.0) > 0:
+        recipe += (
+            f" A share of {tar['tasks']['ti2i_text_drop']:g} of its edit instructions is nulled in training,"
+            " so an edit can be guided on its instruction (`dialect edit --cfg-scale`; off by default):"
+            " the rows marked 'LM guidance' under Edit-mini use it."
         )
     if tar["tasks"].get("vqa_describe", 0.0) > 0:
         recipe += (

@@ -50,6 +50,30 @@ def test_contract_and_eval_equals_lookup(metric, codebook):
     assert torch.allclose(aux["codebook_loss"], F.mse_loss(vq.lookup(ids), x))
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_anchored_ids_keep_the_anchor_within_the_margin_only(metric):
+    vq = learned(metric=metric, num_codes=48, chunk_size=7).eval()
+    z = torch.randn(4, 5, 8)
+    best = vq(z)[1]
+    anchor = torch.randint(0, 48, (4, 5))
+    x = F.normalize(z, dim=-1) if metric == "cosine" else z
+    codes = vq.codebook.codes().detach()
+    sim = x @ codes.T if metric == "cosine" else 2 * x @ codes.T - (codes * codes).sum(-1)
+    gap = sim.max(-1).values - sim.gather(-1, anchor[..., None])[..., 0]  # >= 0
+    margin = gap.flatten().median().item()
+    got = vq.anchored_ids(z, anchor, margin)
+    assert torch.equal(got, torch.where(gap <= margin, anchor, best))
+    assert 0 < (got == anchor).sum() < got.numel()  # both branches taken
+    assert torch.equal(vq.anchored_ids(z, best, 0.0), best)
+    assert torch.equal(vq.anchored_ids(z, anchor, float(gap.max()) + 1), anchor)
+    with pytest.raises(DialectError, match="margin"):
+        vq.anchored_ids(z, anchor, -0.1)
+    with pytest.raises(DialectError, match="anchor"):
+        vq.anchored_ids(z, anchor[:, :4], 0.1)
+    with pytest.raises(DialectError):
+        vq.anchored_ids(z, anchor + 48, 0.1)
+
+
 def test_straight_through_gradient_is_identity():
     vq = learned(metric="euclidean")
     z = torch.randn(6, 8, requires_grad=True)

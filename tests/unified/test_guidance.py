@@ -50,20 +50,46 @@ def test_t2i_drop_nulls_that_share_of_prompts_and_zero_keeps_the_data_bit_for_bi
     edits = ShapeWorldTasks(TaskConfig(weights={"ti2i": 1.0}, ti2i_image_drop=0.5), WORLD, 3, seed=3)
     flags = [edits[i]["meta"].get("null_image", False) for i in range(60)]
     assert 0.25 < sum(flags) / 60 < 0.75
+    # instruction dropout: its own share, drawn after the image's, so image-only runs keep their draws
+    both = ShapeWorldTasks(
+        TaskConfig(weights={"ti2i": 1.0}, ti2i_image_drop=0.5, ti2i_text_drop=0.5), WORLD, 3, seed=3
+    )
+    metas = [both[i]["meta"] for i in range(60)]
+    assert [m.get("null_image", False) for m in metas] == flags
+    assert 0.25 < sum(m.get("null_text", False) for m in metas) / 60 < 0.75
+    assert any(m.get("null_text") and m.get("null_image") for m in metas)
+    with pytest.raises(DialectError, match="ti2i_text_drop"):
+        TaskConfig(ti2i_text_drop=-0.1).validate(3)
+
+
+def _with_and_without(m, flag: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """A training sample of m's task mix drawn with meta `flag` set -> (sample, its ids, the ids of
+    the same sample with the flag removed), both with the same loss mask (asserted)."""
+    ds = ShapeWorldTasks(m.config.tasks, WORLD, 3, seed=1)
+    sample = ds[next(i for i in range(50) if ds[i]["meta"].get(flag))]
+    ids, mask = m.batch_sequences(collate([sample]))
+    kept = dict(sample, meta={k: v for k, v in sample["meta"].items() if k != flag})
+    ids_kept, mask_kept = m.batch_sequences(collate([kept]))
+    assert torch.equal(mask, mask_kept) and ids.shape == ids_kept.shape
+    return sample, ids, ids_kept
 
 
 def test_a_dropped_prompt_trains_on_pad_ids_with_the_same_loss_mask():
     m = tar(tasks=TaskConfig(weights={"t2i": 1.0}, t2i_drop=0.5))
-    ds = ShapeWorldTasks(m.config.tasks, WORLD, 3, seed=1)
-    i = next(i for i in range(50) if ds[i]["meta"].get("null_prompt"))
-    sample = ds[i]
-    ids, mask = m.batch_sequences(collate([sample]))
-    kept = dict(sample, meta={k: v for k, v in sample["meta"].items() if k != "null_prompt"})
-    ids_kept, mask_kept = m.batch_sequences(collate([kept]))
-    assert torch.equal(mask, mask_kept) and ids.shape == ids_kept.shape
+    sample, ids, ids_kept = _with_and_without(m, "null_prompt")
     user = ids[0, 1 : 1 + len(m.vocab.encode_text(sample["meta"]["user"]))]
     assert bool((user == m.vocab.pad_id).all())
     assert torch.equal(ids[0, 1 + len(user) :], ids_kept[0, 1 + len(user) :])
+
+
+@pytest.mark.parametrize("image_last", [False, True])
+def test_a_dropped_instruction_trains_on_pad_ids_and_keeps_the_image(image_last):
+    m = tar(tasks=TaskConfig(weights={"ti2i": 1.0}, ti2i_text_drop=0.5), image_last=image_last)
+    sample, ids, ids_kept = _with_and_without(m, "null_text")
+    changed = (ids != ids_kept)[0].nonzero().flatten()
+    assert len(changed) == len(m.vocab.encode_text(sample["meta"]["user"]))
+    assert bool((ids[0, changed] == m.vocab.pad_id).all())  # the instruction only, as [PAD]
+    assert m.config.tasks.edit_null() == "instruction" and TaskConfig().edit_null() == "image"
 
 
 def test_guidance_against_an_identical_twin_is_plain_sampling():
@@ -90,7 +116,9 @@ def test_tar_guidance_needs_prompt_dropout_and_keeps_the_image_span():
         tar().eval().generate_codes(convs, 0, guided)
     with pytest.raises(DialectError, match="ti2i_image_drop"):
         tar(tasks=TaskConfig(t2i_drop=0.1)).eval().generate_codes(convs, 0, guided, null="image")
-    with pytest.raises(DialectError, match="null must be one of text, image"):
+    with pytest.raises(DialectError, match="ti2i_text_drop"):
+        tar(tasks=TaskConfig(ti2i_image_drop=0.1)).eval().generate_codes(convs, 0, guided, null="instruction")
+    with pytest.raises(DialectError, match="null must be one of text, image, instruction"):
         tar().eval().generate_codes(convs, 0, guided, null="audio")
     m = tar(tasks=TaskConfig(t2i_drop=0.1)).eval()
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
@@ -138,16 +166,21 @@ def test_cli_guided_generation_and_geneval(tmp_path, monkeypatch, capsys):
     assert "image-drawing benchmarks only" in capsys.readouterr().err
 
 
-def test_edit_guidance_on_the_input_image_changes_the_edit_and_keeps_its_span(tmp_path):
+def _micro_dialect(folder, tasks: TaskConfig):
+    """A saved micro Tar (image_last) trained with `tasks`, and a micro AR-DTok, loaded as a Dialect."""
     from detok.test_ar import _model as micro_ar
     from dialect.unified.pipeline import Dialect
 
-    m = tar(tasks=TaskConfig(ti2i_image_drop=0.1), image_last=True)
-    m.save_pretrained(tmp_path / "tar")
+    m = tar(tasks=tasks, image_last=True)
+    m.save_pretrained(folder / "tar")
     ar = micro_ar()
     ar.condition.load_tatok(m.tatok)
-    ar.save_pretrained(tmp_path / "ar")
-    d = Dialect.from_pretrained(tmp_path)
+    ar.save_pretrained(folder / "ar")
+    return Dialect.from_pretrained(folder)
+
+
+def test_edit_guidance_on_the_input_image_changes_the_edit_and_keeps_its_span(tmp_path):
+    d = _micro_dialect(tmp_path, TaskConfig(ti2i_image_drop=0.1))
     image = torch.zeros(1, 3, 16, 16)
     span = d.tar.image_spans(image)[0]
     convs = [[("user", ["make the circle blue", span])]]
@@ -157,3 +190,21 @@ def test_edit_guidance_on_the_input_image_changes_the_edit_and_keeps_its_span(tm
     assert plain.shape == guided.shape == (1, 16) and not torch.equal(plain, guided)
     out = d.edit(image, "make the circle blue", cfg_scale=2.0, scale=2)
     assert out.shape == (1, 3, 16, 16)
+
+
+def test_edit_guidance_on_the_instruction_nulls_the_text_and_keeps_the_image(tmp_path, monkeypatch):
+    d = _micro_dialect(tmp_path, TaskConfig(ti2i_text_drop=0.1))
+    seen = []
+    orig = d.tar.lm.generate
+
+    def spy(*a, **k):
+        seen.append((k["ids"], k["uncond_ids"]))
+        return orig(*a, **k)
+
+    monkeypatch.setattr(d.tar.lm, "generate", spy)
+    out = d.edit(torch.zeros(1, 3, 16, 16), "make the circle blue", cfg_scale=3.0, scale=2)
+    assert out.shape == (1, 3, 16, 16)
+    (ids, null_ids), v = seen[0], d.tar.vocab
+    changed = (ids != null_ids)[0].nonzero().flatten()
+    assert len(changed) == len(v.encode_text("make the circle blue"))  # the instruction, not the image
+    assert bool((null_ids[0, changed] == v.pad_id).all())

@@ -106,6 +106,33 @@ def test_micro_tar_overfits_a_handful_of_samples_of_every_task():
             assert torch.equal(codes[0], targets[i].codes), meta["task"]
 
 
+@pytest.mark.parametrize("out_scale", [0, 1])
+def test_edit_targets_anchored_to_their_source(out_scale):
+    """ti2i_anchor: an edit's target codes are the source's wherever those are within the margin
+    (everywhere at a margin above any cosine gap), and its plain codes at margin 0."""
+    batch = collate(_handful("ti2i", 3) + _handful("t2i", 2))
+    for meta in batch["meta"]:
+        meta["scale"] = out_scale
+    m = tar()
+    plain = m._sequences(batch)
+    m.config.tasks.ti2i_anchor = 3.0  # cosine gaps are <= 2: every position keeps the source's code
+    anchored = m._sequences(batch)
+    source = m.encode_images(batch["image"][:3], out_scale)
+    target = m.encode_images(batch["target"][:3], out_scale)
+    assert not torch.equal(source, target)
+    n = m.tatok.num_tokens(out_scale)
+    for i, meta in enumerate(batch["meta"]):
+        seq, ref = anchored[0][i], plain[0][i]
+        if meta["task"] == "t2i":
+            assert seq == ref  # other tasks' outputs are not anchored
+            continue
+        end = len(seq) - 2  # ... <im_end> <|end|>
+        assert m.vocab.codes(torch.tensor(seq[end - n : end])).tolist() == source[i].tolist()
+        assert m.vocab.codes(torch.tensor(ref[end - n : end])).tolist() == target[i].tolist()
+    with pytest.raises(DialectError, match="ti2i_anchor"):
+        TaskConfig(ti2i_anchor=-1.0).validate(3)
+
+
 def test_grouped_loss_equals_the_loss_of_one_padded_batch():
     m = tar()
     batch = collate([s for t in ("vqa", "t2i", "ti2i", "caption") for s in _handful(t, 2)])

@@ -40,9 +40,10 @@ def _image_out(p: argparse.ArgumentParser, n: bool = False) -> None:
         p.add_argument("--n", type=int, default=1, help="images per prompt (default 1)")
     p.add_argument(
         "--cfg-scale", type=float, default=None,
-        help="LM classifier-free guidance, on the prompt (generate) or on the input image (edit, "
-        "variation); default 1 = off, the paper's sampling; needs a model trained with that dropout "
-        "(model.tasks.t2i_drop / ti2i_image_drop > 0)",
+        help="LM classifier-free guidance, on the prompt (generate) or, for edit and variation, on the "
+        "instruction (on the input image for a model trained to null images only); default 1 = off, the "
+        "paper's sampling; needs a model trained with that dropout (model.tasks.t2i_drop; for edits "
+        "ti2i_text_drop or ti2i_image_drop > 0)",
     )  # fmt: skip
 
 

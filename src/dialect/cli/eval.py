@@ -46,8 +46,9 @@ def add_parser(sub) -> None:
     )  # fmt: skip
     p.add_argument(
         "--cfg-scale", type=float, default=None,
-        help="geneval, fid: LM guidance on the prompt; edit: on the input image (default 1 = off, the "
-        "paper's sampling; needs a model trained with model.tasks.t2i_drop / ti2i_image_drop > 0)",
+        help="geneval, fid: LM guidance on the prompt; edit: on the instruction, or on the input image "
+        "for a model trained to null images only (default 1 = off, the paper's sampling; needs a model "
+        "trained with model.tasks.t2i_drop; for edits ti2i_text_drop or ti2i_image_drop > 0)",
     )  # fmt: skip
     p.add_argument(
         "--inception-weights",

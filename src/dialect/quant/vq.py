@@ -173,6 +173,38 @@ class VectorQuantizer(nn.Module, Pretrained):
         aux = {"loss": loss, "codebook_loss": codebook_loss, "commit_loss": commit_loss}
         return out.reshape(z.shape).to(z.dtype), ids.reshape(z.shape[:-1]), aux
 
+    @torch.no_grad()
+    def anchored_ids(self, z: torch.Tensor, anchor: torch.Tensor, margin: float) -> torch.Tensor:
+        """z (..., D), anchor ids (...) -> ids (...): the anchor's code wherever its similarity to z
+        is within `margin` of the best code's, else the best code (the argmax, as in eval).
+
+        For the target of an edit, anchored to its source's codes: where the two images agree, the
+        target's features still move with the global context (our tiny TA-Tok: 66% of the codes
+        at pixel-identical cells differed between an edit's source and target) and a near-tie
+        flips; keeping the source's code there costs at most `margin` of similarity and makes the
+        edit local in token space (experiments/results/edit_anchor.md). margin 0 keeps the argmax
+        (an anchor exactly tied with the best is kept)."""
+        if margin < 0:
+            raise DialectError(f"margin must be >= 0, got {margin}")
+        if anchor.shape != z.shape[:-1]:
+            raise DialectError(f"anchor ids {tuple(anchor.shape)} must match z's {tuple(z.shape[:-1])}")
+        check_ids(anchor, self.num_codes)
+        with torch.autocast(z.device.type, enabled=False):
+            x = z.reshape(-1, self.config.dim).float()
+            if self.config.metric == "cosine":
+                x = F.normalize(x, dim=-1)
+            codes_t = self._transposed(self.codebook.codes())
+            bias = self._bias(codes_t)
+            a = anchor.reshape(-1).to(x.device).long()
+            ids = torch.empty_like(a)
+            step = self.config.chunk_size or max(x.shape[0], 1)
+            for s in range(0, x.shape[0], step):
+                sim = self._similarity(x[s : s + step], codes_t, bias)  # (n, K)
+                best, best_ids = sim.max(dim=-1)
+                kept = sim.gather(1, a[s : s + step, None])[:, 0] >= best - margin
+                ids[s : s + step] = torch.where(kept, a[s : s + step], best_ids)
+        return ids.reshape(anchor.shape)
+
     def lookup(self, ids: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Codes of integer ids (...) in [0, K) -> (..., D) fp32; out-of-range ids: DialectError."""
         codes = self.codebook.codes()
@@ -206,19 +238,27 @@ class VectorQuantizer(nn.Module, Pretrained):
         """
         n = x.shape[0]
         step = self.config.chunk_size or max(n, 1)
-        bias = -(codes_t * codes_t).sum(0) if self.config.metric == "euclidean" else None  # (K,)
+        bias = self._bias(codes_t)
         ids = torch.empty(n, dtype=torch.long, device=x.device)
         nearest = sample and self.config.pull == "nearest"
         best = torch.empty_like(ids) if nearest else ids
         for s in range(0, n, step):
-            xs = x[s : s + step]
-            sim = xs @ codes_t if bias is None else torch.addmm(bias, xs, codes_t, alpha=2.0)  # (n, K)
+            sim = self._similarity(x[s : s + step], codes_t, bias)  # (n, K)
             if sample:
                 probs = torch.softmax(sim / self.config.tau, dim=-1)
                 ids[s : s + step] = sample_rows(probs, generator)
             if not sample or nearest:
                 best[s : s + step] = sim.argmax(dim=-1)
         return ids, best
+
+    def _bias(self, codes_t: torch.Tensor) -> torch.Tensor | None:
+        """The per-code term of the euclidean similarity, -|c|^2 (K,); None for cosine."""
+        return -(codes_t * codes_t).sum(0) if self.config.metric == "euclidean" else None
+
+    @staticmethod
+    def _similarity(xs: torch.Tensor, codes_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """(n, D) x (D, K) -> (n, K): x.c (cosine), or 2 x.c - |c|^2 (euclidean; see `_search`)."""
+        return xs @ codes_t if bias is None else torch.addmm(bias, xs, codes_t, alpha=2.0)
 
     @torch.no_grad()
     def _count_usage(self, ids: torch.Tensor) -> None:

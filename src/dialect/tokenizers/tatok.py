@@ -129,9 +129,18 @@ class TATok(nn.Module, Pretrained):
         return self.quantizer(self._pre_quant(self.teacher_features(images), scale))
 
     @torch.no_grad()
-    def encode_ids(self, images: torch.Tensor, scale: int = 0) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1] -> LongTensor (B, n_scale) of code ids in [0, K)."""
-        return self.encode(images, scale)[1]
+    def encode_ids(
+        self, images: torch.Tensor, scale: int = 0, anchor: torch.Tensor | None = None, margin: float = 0.0
+    ) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> LongTensor (B, n_scale) of code ids in [0, K).
+
+        `anchor` (B, n_scale) ids, e.g. the codes of an edit's source image at this scale: keep the
+        anchor's code wherever it is within `margin` of the best (`VectorQuantizer.anchored_ids`)."""
+        if anchor is None:
+            return self.encode(images, scale)[1]
+        self._check_scale(scale)
+        z = self._pre_quant(self.teacher_features(images), scale)
+        return self.quantizer.anchored_ids(z, anchor, margin)
 
     def stored_ids(self, ids: torch.Tensor, scale: int) -> torch.Tensor:
         """Ids stored by `dialect pretokenize`, every scale concatenated in scale order

@@ -208,13 +208,20 @@ class Tar(nn.Module, Pretrained):
 
     # ------------------------------------------------------------------ sequences
     @torch.no_grad()
-    def encode_images(self, images: torch.Tensor, scale: int) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1] -> TA-Tok codes (B, n_scale). Batches read from a pretokenized
+    def encode_images(
+        self, images: torch.Tensor, scale: int, anchor: torch.Tensor | None = None, margin: float = 0.0
+    ) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> TA-Tok codes (B, n_scale), optionally anchored to `anchor`
+        codes (B, n_scale) within `margin` (`TATok.encode_ids`). Batches read from a pretokenized
         folder (`train.pretokenized.PretokenizedTasks`) carry integer ids instead, every scale
         concatenated (B, sum_k n_k): their slice of `scale` is returned, nothing is encoded."""
         if not images.is_floating_point():
+            if anchor is not None:
+                raise DialectError("anchored codes need images, not stored ids")
             return self.tatok.stored_ids(images, scale)
-        return self.tatok.encode_ids(images, scale)
+        if anchor is not None:
+            anchor = anchor.to(images.device)
+        return self.tatok.encode_ids(images, scale, anchor, margin)
 
     def batch_sequences(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """A collated batch of task samples -> ids (B, T), loss_mask (B, T) (right-padded)."""
@@ -229,10 +236,21 @@ class Tar(nn.Module, Pretrained):
             codes = self.encode_images(batch["image"][needs_input], us).cpu()
             inputs = {i: ImageSpan(c, us) for i, c in zip(needs_input, codes, strict=True)}
         outputs: dict[int, ImageSpan] = {}
+        margin = self.config.tasks.ti2i_anchor
         for scale in sorted({m["scale"] for m in metas if m["scale"] >= 0}):
             idx = [i for i, m in enumerate(metas) if m["scale"] == scale]
-            codes = self.encode_images(batch["target"][idx], scale).cpu()
-            outputs.update({i: ImageSpan(c, scale) for i, c in zip(idx, codes, strict=True)})
+            edits = [i for i in idx if margin > 0 and metas[i]["task"] == "ti2i"]
+            plain = [i for i in idx if i not in edits]
+            if plain:
+                codes = self.encode_images(batch["target"][plain], scale).cpu()
+                outputs.update({i: ImageSpan(c, scale) for i, c in zip(plain, codes, strict=True)})
+            if edits:  # each edit's target anchored to its source's codes at the output scale
+                if scale == us:
+                    source = torch.stack([inputs[i].codes for i in edits])
+                else:
+                    source = self.encode_images(batch["image"][edits], scale)
+                codes = self.encode_images(batch["target"][edits], scale, source, margin).cpu()
+                outputs.update({i: ImageSpan(c, scale) for i, c in zip(edits, codes, strict=True)})
         seqs, masks = [], []
         for i, meta in enumerate(metas):
             turns = conversation(meta, inputs.get(i), outputs.get(i), self.config.image_last)
@@ -360,10 +378,12 @@ class Tar(nn.Module, Pretrained):
         image tokens (the paper's sampling: temperature 1, top-p 0.95, top-k 1200, no guidance).
 
         `sampling.cfg_scale` != 1: classifier-free guidance inside the LM, against each
-        conversation's `null_conversation(turns, null)` twin: `null` "text" nulls the user's text
+        conversation's null twin (`null_conversation`): `null` "text" nulls the user's text
         (text-to-image: guidance on the prompt), "image" the user's images (editing: guidance on
-        the input image). Only a model trained with that dropout knows what the null means
-        (`tasks.t2i_drop` > 0 on text-to-image prompts, `tasks.ti2i_image_drop` > 0 on edits)."""
+        the input image), "instruction" an edit's text (editing: guidance on the instruction,
+        the twin keeping the input image). Only a model trained with that dropout knows what the
+        null means (`tasks.t2i_drop` > 0 on text-to-image prompts, `tasks.ti2i_image_drop` /
+        `ti2i_text_drop` > 0 on edits)."""
         sampling = sampling or SamplingConfig(temperature=1.0, top_k=1200, top_p=0.95)
         guided = sampling.cfg_scale != 1.0
         trained = self.config.tasks.trained_for(null)  # also rejects an unknown null kind
@@ -381,7 +401,8 @@ class Tar(nn.Module, Pretrained):
             return [encode_conversation(v, turns, add_generation_prompt=True)[0] + head for turns in convs]
 
         prompts = encode(conversations)
-        nulls = encode([null_conversation(t, null) for t in conversations]) if guided else []
+        kind = "text" if null == "instruction" else null  # an edit's text is its instruction
+        nulls = encode([null_conversation(t, kind) for t in conversations]) if guided else []
         if max(len(p) for p in prompts) + n - 1 > self.config.lm.max_len:
             raise DialectError(f"prompt + {n} image tokens exceed lm.max_len {self.config.lm.max_len}")
         codes = torch.empty(len(prompts), n, dtype=torch.long)

@@ -192,8 +192,9 @@ class Dialect:
         top_p: float | None = None, cfg_scale: float | None = None, **decoder_sampling,
     ) -> torch.Tensor:  # fmt: skip
         """Image + instruction -> edited image (TI2I); one instruction for all, or one per image.
-        `cfg_scale`: LM guidance on the input image (None / 1 = off; needs a model trained with
-        `tasks.ti2i_image_drop` > 0, see `Tar.generate_codes`)."""
+        `cfg_scale`: LM guidance (None / 1 = off) on the instruction for a model trained with
+        `tasks.ti2i_text_drop` > 0, else on the input image (needs `tasks.ti2i_image_drop` > 0;
+        `TaskConfig.edit_null`, `Tar.generate_codes`)."""
         x = self._images(images)
         ins = [instructions] * len(x) if isinstance(instructions, str) else list(instructions)
         if len(ins) != len(x):
@@ -204,7 +205,7 @@ class Dialect:
         spans, last = self.tar.image_spans(x), self.tar.config.image_last
         convs = [[("user", edit_prompt(span, t, last))] for span, t in zip(spans, ins, strict=True)]
         sampling = self.image_sampling(temperature, top_k, top_p, cfg_scale)
-        codes = self.tar.generate_codes(convs, scale, sampling, gen, null="image")
+        codes = self.tar.generate_codes(convs, scale, sampling, gen, null=self.tar.config.tasks.edit_null())
         return self.decode(codes, scale, decoder, seed, **decoder_sampling)
 
     def variation(self, images: Any, **kwargs) -> torch.Tensor:

@@ -17,7 +17,9 @@ Tasks (paper section "Tar, the unified LM"):
              (`t2i_drop`: a share with the prompt nulled, for guidance inside the LM)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
     ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
-             (`ti2i_image_drop`: a share with the input image nulled, for image guidance)
+             (`ti2i_image_drop` / `ti2i_text_drop`: a share with the input image / the
+             instruction nulled, for guidance on it; `ti2i_anchor`: the target tokenized
+             anchored to the source's codes)
 The task of sample i and the output scale are drawn from (seed, i) with the configured weights,
 so a dataset is deterministic and resumable like every other source.
 """
@@ -44,7 +46,17 @@ TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i")
 DEFAULT_WEIGHTS = {"caption": 1.0, "vqa": 2.0, "t2i": 3.0, "i2i": 0.5, "ti2i": 1.0}
 # the kinds of null condition guidance decodes against (`template.null_conversation`) -> the
 # TaskConfig share that trains the LM on that null, and what it nulls (for messages)
-GUIDANCE_DROPOUT = {"text": ("t2i_drop", "prompt"), "image": ("ti2i_image_drop", "input-image")}
+# what guidance nulls -> (the TaskConfig share that trains that null, what it is called in errors)
+GUIDANCE_DROPOUT = {
+    "text": ("t2i_drop", "prompt"),
+    "image": ("ti2i_image_drop", "input-image"),
+    "instruction": ("ti2i_text_drop", "edit-instruction"),
+}
+# task -> (share, meta flag) of each condition dropout its samples draw, in draw order
+DROPS = {
+    "t2i": (("t2i_drop", "null_prompt"),),
+    "ti2i": (("ti2i_image_drop", "null_image"), ("ti2i_text_drop", "null_text")),
+}
 IMAGE_OUTPUT = ("t2i", "i2i", "ti2i")
 REQUESTS = {
     "caption": (
@@ -85,6 +97,16 @@ class TaskConfig:
     # fraction of ti2i samples whose input image is nulled (its codes -> [PAD], instruction kept):
     # guidance on the input image when editing, as InstructPix2Pix guides on its input image
     ti2i_image_drop: float = 0.0
+    # fraction of ti2i samples whose instruction is nulled (input image kept, target still the edited
+    # image): guidance on the instruction when editing, InstructPix2Pix's text guidance. Drawn
+    # independently of ti2i_image_drop
+    ti2i_text_drop: float = 0.0
+    # the target of a ti2i sample is tokenized anchored to its source: wherever the source's code
+    # at a position is within this cosine similarity of the target's best code, the target keeps
+    # the source's code (`TATok.encode_ids(anchor=...)`), so an edit changes only the codes of
+    # what it changes. 0 = off, each image tokenized on its own (the paper). Images only: a
+    # pretokenized source has no edits
+    ti2i_anchor: float = 0.0
 
     def mix(self) -> dict[str, float]:
         """The task weights in force: `weights`, or DEFAULT_WEIGHTS when it is empty."""
@@ -104,6 +126,8 @@ class TaskConfig:
             )
         if not 0.0 <= self.vqa_describe <= 1.0:
             raise DialectError(f"vqa_describe must be in [0, 1], got {self.vqa_describe}")
+        if self.ti2i_anchor < 0:
+            raise DialectError(f"ti2i_anchor must be >= 0 (0 = off), got {self.ti2i_anchor}")
         if self.vqa_turns < 1:
             raise DialectError(f"vqa_turns must be >= 1, got {self.vqa_turns}")
         for name, _ in GUIDANCE_DROPOUT.values():
@@ -118,15 +142,22 @@ class TaskConfig:
             raise DialectError(f"null must be one of {', '.join(GUIDANCE_DROPOUT)}, got {null!r}")
         return getattr(self, GUIDANCE_DROPOUT[null][0]) > 0
 
+    def edit_null(self) -> str:
+        """What edit guidance nulls: the instruction when training nulled instructions
+        (`ti2i_text_drop` > 0), else the input image (see GUIDANCE_DROPOUT)."""
+        return "instruction" if self.ti2i_text_drop > 0 else "image"
+
     def drop(self, rng: np.random.Generator, task: str) -> dict[str, bool]:
         """A sample's extra meta for guidance training: {"null_prompt": True} for a `t2i_drop` share
-        of t2i samples, {"null_image": True} for a `ti2i_image_drop` share of ti2i ones, else {}.
-        No draw at share 0, so runs without dropout keep their data bit for bit."""
-        share, key = {
-            "t2i": (self.t2i_drop, "null_prompt"),
-            "ti2i": (self.ti2i_image_drop, "null_image"),
-        }.get(task, (0.0, ""))
-        return {key: True} if share > 0 and rng.random() < share else {}
+        of t2i samples; {"null_image": True} for a `ti2i_image_drop` share of ti2i ones and
+        {"null_text": True} for a `ti2i_text_drop` share (independently); else {}. No draw at
+        share 0, so runs without dropout keep their data bit for bit."""
+        out = {}
+        for name, key in DROPS.get(task, ()):
+            share = getattr(self, name)
+            if share > 0 and rng.random() < share:
+                out[key] = True
+        return out
 
     def questions(self, rng: np.random.Generator, qa: list[dict]) -> tuple[dict, list[list[str]]]:
         """Up to `vqa_turns` distinct entries of a scene's `qa` list, in random order -> (the first
@@ -281,7 +312,8 @@ def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool
         more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
         return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]]), *more]
     source = Null(image_span) if meta.get("null_image") else image_span
-    return [("user", edit_prompt(source, meta["user"], image_last)), ("assistant", [target_span])]
+    instruction = Null(meta["user"]) if meta.get("null_text") else meta["user"]
+    return [("user", edit_prompt(source, instruction, image_last)), ("assistant", [target_span])]
 
 
 def edit_prompt(image_span, text: str, image_last: bool = False) -> list:

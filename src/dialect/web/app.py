@@ -123,7 +123,8 @@ def _sampling_controls(prefix: str, actions: DemoActions) -> list:
         top_k = gr.Slider(0, 4096, value=1200, step=1, label="LM top-k (0 = off)")
         top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01, label="LM top-p (1 = off)")
         guidance = gr.Number(value=None, label=f"De-tokenizer guidance (blank = its default: {defaults})")
-        trained = actions.d.tar.config.tasks.trained_for("text" if prefix == "gen" else "image")
+        tasks = actions.d.tar.config.tasks
+        trained = tasks.trained_for("text" if prefix == "gen" else tasks.edit_null())
         lm_guidance = gr.Slider(
             1.0, 8.0, value=1.0, step=0.5, label="LM guidance (1 = off, as in the paper)",
             info="classifier-free guidance inside the LM; "
