@@ -34,14 +34,21 @@ from dialect.world import WorldConfig, render
 from dialect.world.grade import parse_image, recovery, scene_equal
 
 
-@torch.no_grad()
-def diagnose(d: Dialect, n: int) -> None:
+def edits(d: Dialect, n: int) -> tuple[WorldConfig, list, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Edit-mini's first n train-split edits -> (world, items, sources (n, 3, H, W), rendered
+    targets (n, 3, H, W), the sources' finest TA-Tok codes (n, 64))."""
     world = WorldConfig(size=d.image_size)
     items = edit_items(n, EDIT_SEED, world)
-    tar = d.tar
     src = torch.stack([to_tensor(ex["image"]) for ex, _ in items])
     tgt = torch.stack([to_tensor(render(e["target"], world)) for _, e in items])
-    src_codes, tgt_codes = tar.encode_images(src, 0).cpu(), tar.encode_images(tgt, 0).cpu()
+    return world, items, src, tgt, d.tar.encode_images(src, 0).cpu()
+
+
+@torch.no_grad()
+def diagnose(d: Dialect, n: int) -> None:
+    world, items, src, tgt, src_codes = edits(d, n)
+    tar = d.tar
+    tgt_codes = tar.encode_images(tgt, 0).cpu()
     spans = tar.image_spans(src)
     last = tar.config.image_last
     turns = [edit_prompt(s, e["instruction"], last) for s, (_, e) in zip(spans, items, strict=True)]
@@ -91,17 +98,13 @@ def diagnose(d: Dialect, n: int) -> None:
 
 @torch.no_grad()
 def anchor_sweep(d: Dialect, n: int, margins: list[float]) -> None:
-    world = WorldConfig(size=d.image_size)
-    items = edit_items(n, EDIT_SEED, world)
-    src = torch.stack([to_tensor(ex["image"]) for ex, _ in items])
-    tgt = torch.stack([to_tensor(render(e["target"], world)) for _, e in items])
+    world, items, src, tgt, src_codes = edits(d, n)
     tar = d.tar
     side = tar.tatok.scale_side(0)
     cell = d.image_size // side
     # a token's cell changed when any of its pixels did
     changed = (src - tgt).abs().sum(1) > 0  # (B, H, W)
     changed = changed.view(-1, side, cell, side, cell).any(4).any(2).flatten(1)  # (B, n)
-    src_codes = tar.encode_images(src, 0).cpu()
     print(f"cells changed by the edit: {changed.float().mean():.3f}")
     for margin in margins:
         codes = tar.encode_images(tgt, 0, src_codes, margin).cpu()

@@ -139,6 +139,7 @@ def main() -> None:
         "dtype": args.dtype, "n": args.n, "prompts": args.prompts, "note": args.note or "",
         "cfg_scale": args.cfg_scale if guided else 1.0,
         "edit_cfg_scale": args.edit_cfg_scale if edit_guided else 1.0,
+        "edit_null": tasks.edit_null() if edit_guided else "",
     }  # fmt: skip
     (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_card(dest, metrics, args)
@@ -188,8 +189,11 @@ def card(
             rows += [f"| Edit-mini {t} ({split}, {tag}) | {fmt(r)} |" for t, r in e["by_type"].items()]
             guided = m.get(gen_key(f"edit_guided/{split}", dec))
             if guided:
-                on = "instruction" if tar["tasks"].get("ti2i_text_drop", 0.0) > 0 else "input image"
-                gtag = f"{split}, {tag}, LM guidance {args.edit_cfg_scale:g} on the {on}"
+                # what the guidance nulled, as recorded when measured (absent from older metrics)
+                on = {"instruction": " on the instruction", "image": " on the input image"}.get(
+                    getattr(args, "edit_null", ""), ""
+                )
+                gtag = f"{split}, {tag}, LM guidance {args.edit_cfg_scale:g}{on}"
                 rows.append(f"| Edit-mini overall ({gtag}) | {fmt(guided['overall'])} |")
                 rows += [f"| Edit-mini {t} ({gtag}) | {fmt(r)} |" for t, r in guided["by_type"].items()]
         rows += geneval_rows(m[gen_key("geneval/all", dec)], tag)

@@ -44,9 +44,9 @@ from dialect.world.scene import SPLITS, Scene
 
 TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i")
 DEFAULT_WEIGHTS = {"caption": 1.0, "vqa": 2.0, "t2i": 3.0, "i2i": 0.5, "ti2i": 1.0}
-# the kinds of null condition guidance decodes against (`template.null_conversation`) -> the
-# TaskConfig share that trains the LM on that null, and what it nulls (for messages)
-# what guidance nulls -> (the TaskConfig share that trains that null, what it is called in errors)
+# the kinds of null condition guidance decodes against (`template.null_conversation`; "instruction"
+# nulls an edit's text) -> the TaskConfig share that trains the LM on that null, and what it nulls
+# (for messages)
 GUIDANCE_DROPOUT = {
     "text": ("t2i_drop", "prompt"),
     "image": ("ti2i_image_drop", "input-image"),
