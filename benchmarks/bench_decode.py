@@ -16,6 +16,8 @@ For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - 
 - compiled: the same two timings with `DecoderLM.compile_decoding()` (fixed-shape KV caches, one
   `torch.compile`d step per token); its compile time is paid in the warm-up and reported apart;
 - same: all paths produced the same greedy tokens.
+A fourth table times each prompt's prefill alone (ours and HF) against the fp32 matmul peak of the
+run: at L = 1024 the prefill is most of the 'generate' time, so it says how far 'ours / HF' can go.
 A second table (`--long`, default 1024) generates that many tokens after an 8-id prompt: decoding
 speed over a long generation, without the long prefill that dominates the first table's L = 1024
 'generate' columns. Paths run interleaved, `--repeats` times; medians are reported.
@@ -30,15 +32,16 @@ import statistics
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig
 from dialect.lm.llama import to_llama
 from dialect.lm.transformer import CAPACITY_STEP
 
 try:
-    from benchmarks.common import BandwidthProbe, median_seconds, parser, report, start
+    from benchmarks.common import BandwidthProbe, matmul_peak, median_seconds, parser, report, start
 except ImportError:  # run as a script from the repo root
-    from common import BandwidthProbe, median_seconds, parser, report, start
+    from common import BandwidthProbe, matmul_peak, median_seconds, parser, report, start
 
 CONFIGS = {
     # the issue's reference size class: a 4-layer ~20M-parameter Llama
@@ -101,6 +104,31 @@ PATHS = {  # (eager DecoderLM, its compiled twin, transformers Llama, prompt ids
     "hf": lambda m, c, h, ids, n: generate_hf(h, ids, n),
 }
 LONG_PROMPT = 8  # --long rows: prompt ids before the L generated tokens
+
+
+def prefill(model: DecoderLM, llama, ids: torch.Tensor, repeats: int) -> tuple[float, float, float]:
+    """One prefill over `ids` (1, P), as each `generate` runs it first -> (our seconds, transformers'
+    seconds, our FLOPs): ours fills a fresh KV cache and takes the logits of the last position only;
+    transformers' forward runs with its cache on and `logits_to_keep=1`. Interleaved, medians.
+    FLOPs: the matmuls torch's FlopCounterMode counts (the Linear layers; it does not count the CPU
+    attention kernel) plus causal attention, 2 P^2 dim per layer (q.k and p.v over P^2 / 2 pairs)."""
+    mask = torch.ones_like(ids)
+
+    def ours() -> None:
+        model(ids, caches=model.new_caches(1, ids.shape[1] + 1, ids.device), last_only=True)
+
+    def hf() -> None:
+        llama(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1)
+
+    with FlopCounterMode(display=False) as counter:
+        ours()
+    times: dict = {ours: [], hf: []}
+    for _ in range(repeats):
+        for fn in times:
+            times[fn].append(median_seconds(fn, 3))
+    c, P = model.config, ids.shape[1]
+    flops = counter.get_total_flops() + c.depth * 2 * P * P * c.dim
+    return statistics.median(times[ours]), statistics.median(times[hf]), float(flops)
 
 
 def step_bytes(model: DecoderLM, positions: float) -> float:
@@ -187,15 +215,15 @@ def main() -> None:
     print(f"{params / 1e6:.1f}M parameters, {weight_bytes / 1e6:.1f} MB")
     head = (
         "| cached tok/s | compiled tok/s | bandwidth GB/s | bound tok/s | cached / bound "
-        "| compiled / bound | cached / model-bytes bound | ours generate tok/s "
+        "| compiled / bound | compiled / row's bound | cached / model-bytes bound | ours generate tok/s "
         "| ours compiled generate tok/s | HF generate tok/s "
         "| ours / HF | ours compiled / HF | same |"
     )
     tail_rows = [
         "| L | n | uncached tok/s | cached / uncached " + head,
-        "|---" * 17 + "|",
+        "|---" * 18 + "|",
     ]
-    long_rows = ["| new tokens | prompt " + head, "|---" * 15 + "|"]
+    long_rows = ["| new tokens | prompt " + head, "|---" * 16 + "|"]
     compile_seconds = {}
     tail, long = [], []
 
@@ -205,6 +233,7 @@ def main() -> None:
         return (
             f"| {r['cached']:.1f} | {r['compiled']:.1f} | {bandwidth / 1e9:.1f} | {bound:.0f} "
             f"| {r['cached'] / bound:.0%} | {r['compiled'] / bound:.0%} "
+            f"| {r['compiled'] * step_bytes(model, positions) / bandwidth:.0%} "
             f"| {r['cached'] * weight_bytes / best:.0%} "
             f"| {r['ours']:.1f} | {r['ours_compiled']:.1f} | {r['hf']:.1f} "
             f"| {r['ours'] / r['hf']:.2f}x | {r['ours_compiled'] / r['hf']:.2f}x "
@@ -216,6 +245,13 @@ def main() -> None:
         measure(model, compiled, llama, 56, 8, 1, probe)  # warm-up: allocator, kernels, thread pool
         compile_seconds["first warm-up"] = time.perf_counter() - t0
         products, products_bw = weights_only(model, probe)
+        peak = matmul_peak()
+        prefills = {}
+        for length in args.lengths:
+            prompt = length - min(args.steps, length // 2)
+            g = torch.Generator().manual_seed(prompt)
+            ids = torch.randint(0, config.vocab_size, (1, prompt), generator=g)
+            prefills[length] = prefill(model, llama, ids.to(device), args.repeats)
         for length in args.lengths:
             n = min(args.steps, length // 2)
             t0 = time.perf_counter()  # compiles the step for this length's cache shape
@@ -240,6 +276,19 @@ def main() -> None:
         )
     for n, r, bw, same in long:
         long_rows.append(f"| {n} | {LONG_PROMPT} " + row(r, bw, LONG_PROMPT + n / 2, same))
+    prefill_rows = [
+        "| L | prompt ids | GFLOP | ours prefill ms | HF prefill ms | ours GFLOP/s | ours / matmul peak "
+        "| prefill share of ours generate | HF generate / (prefill at peak + compiled steps) |",
+        "|---" * 9 + "|",
+    ]
+    for length, n, r, _, _ in tail:
+        ours_s, hf_s, flops = prefills[length]
+        ideal = flops / peak + n / r["compiled"]  # ours, were the prefill at the matmul peak
+        prefill_rows.append(
+            f"| {length} | {length - n} | {flops / 1e9:.2f} | {ours_s * 1e3:.1f} | {hf_s * 1e3:.1f} "
+            f"| {flops / ours_s / 1e9:.0f} | {flops / ours_s / peak:.0%} | {ours_s * r['ours'] / n:.0%} "
+            f"| {n / r['hf'] / ideal:.2f}x |"
+        )  # fmt: skip
     c = config
     linear_bytes = sum(
         m.weight.numel() * m.weight.element_size() for m in model.modules() if isinstance(m, torch.nn.Linear)
@@ -265,7 +314,8 @@ def main() -> None:
         "'bound': the memory read bandwidth, sampled (a streaming sum over 512 MiB) before every timed "
         f"run; the best sample of the run ({probe.best / 1e9:.1f} GB/s: the machine's capability; "
         "the 'bandwidth' column gives each row's median, which swings with the neighbours on this "
-        "shared VM) divided by the bytes one step reads: the "
+        "shared VM; 'compiled / row's bound' judges against that median instead) divided by the bytes "
+        "one step reads: the "
         f"weights it streams ({streamed / 1e6:.1f} MB: all but the token embedding table, of which a "
         f"step reads one row) plus the KV cache at the mean cached length of the timed steps "
         f"({kv / 1e3:.1f} kB per position). 'model-bytes bound' divides by the whole "
@@ -273,6 +323,13 @@ def main() -> None:
         "Third table: the ceiling under that bound that the CPU's matrix-vector product leaves: every "
         f"Linear of the model ({linear_bytes / 1e6:.1f} MB) applied to one row and nothing else, in the "
         "same decoding layout (`dialect.nn.linear`), against the same bandwidth bound. "
+        "Fourth table: the prompt's prefill alone, which the first table's 'generate' columns include "
+        "(ours: a fresh KV cache filled, logits of the last position; HF: its forward with the cache on "
+        "and `logits_to_keep=1`, as `generate` runs it), its FLOPs (ours: the Linear layers' as torch's "
+        "FlopCounterMode counts them, plus causal attention's 2 P^2 dim per layer) "
+        f"against the best fp32 2048^3 matmul of the run ({peak / 1e9:.0f} GFLOP/s); the last "
+        "column is the most our `generate` could gain on HF's at that length with the compiled steps "
+        "as measured and a prefill at the matmul peak. "
         f"'compiled' is `DecoderLM.compile_decoding()` (fixed-shape caches, a `torch.compile`d "
         f"step, cache capacities rounded up to multiples of {CAPACITY_STEP}); warm-ups before the timed "
         "runs compiled it for each new cache shape, taking (warm-up decoding of every path included) "
@@ -282,7 +339,7 @@ def main() -> None:
     )
     title = f"LM decoding: KV cache vs recompute vs transformers ({args.config}, batch 1)"
     long_table = "\n".join(long_rows) + "\n\n" if args.long else ""
-    body = "\n".join(tail_rows) + "\n\n" + long_table + ceiling + note
+    body = "\n".join(tail_rows) + "\n\n" + long_table + ceiling + "\n" + "\n".join(prefill_rows) + "\n" + note
     report(title, body, args.write)
 
 

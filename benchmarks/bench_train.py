@@ -34,21 +34,9 @@ from dialect.unified.tasks import ShapeWorldTasks
 from dialect.world import WorldConfig
 
 try:
-    from benchmarks.common import parser, report, start
+    from benchmarks.common import matmul_peak, parser, report, start
 except ImportError:  # run as a script from the repo root
-    from common import parser, report, start
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 FLOP/s of an n x n by n x n matmul at the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
+    from common import matmul_peak, parser, report, start
 
 
 def images(n: int, seed: int = 0) -> dict:

@@ -80,6 +80,20 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 FLOP/s of an n x n by n x n matmul at the current thread count (CPU)."""
+    import time
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
 def report(title: str, body: str, write: bool) -> None:
     """Print a benchmark's markdown; with `write`, also append it to BENCHMARKS.md under `title`."""
     print(body)

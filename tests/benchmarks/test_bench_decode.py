@@ -1,14 +1,18 @@
-"""The decoding benchmark's bound: the bytes a step reads and the bandwidth it is divided into."""
+"""The decoding benchmark's bound (the bytes a step reads, the bandwidth it is divided into) and its
+prefill FLOP count."""
 
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
 
-from benchmarks.bench_decode import step_bytes  # noqa: E402
+from benchmarks.bench_decode import prefill, step_bytes  # noqa: E402
 from benchmarks.common import BandwidthProbe  # noqa: E402
 
 from dialect.lm import DecoderLM, LMConfig  # noqa: E402
+from dialect.lm.llama import to_llama  # noqa: E402
 
 
 def test_step_bytes_counts_streamed_weights_and_the_cache_not_the_embedding_table():
@@ -26,3 +30,17 @@ def test_bandwidth_probe_keeps_the_best_sample():
     probe = BandwidthProbe(mib=8)
     samples = [probe.sample() for _ in range(3)]
     assert all(s > 0 for s in samples) and probe.best == max(samples)
+
+
+def test_prefill_counts_every_position_but_the_head_once():
+    model = DecoderLM(LMConfig(vocab_size=100, dim=32, depth=2, heads=2, max_len=64)).eval()
+    P = 16
+    ids = torch.randint(0, 100, (1, P))
+    with torch.inference_mode():
+        ours_s, hf_s, flops = prefill(model, to_llama(model), ids, repeats=1)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not model.head]
+    body = sum(2 * P * m.in_features * m.out_features for m in linears)
+    head = 2 * model.head.in_features * model.head.out_features  # the last position only
+    attention = 2 * 2 * P * P * 32  # q.k and p.v over the P^2 / 2 causal pairs, 2 FLOPs each, 2 layers
+    assert ours_s > 0 and hf_s > 0
+    assert flops == body + head + attention
