@@ -181,13 +181,19 @@ class Attention(nn.Module):
         if isinstance(cache, StaticKVCache):
             if mask is not None:
                 raise ValueError("a StaticKVCache makes its own mask; pass none")
+            # an eager prefill into an empty cache attends causally over its own T keys, not under
+            # a mask over the whole capacity (the causal kernel skips the masked half)
+            prefill = T > 1 and not torch.compiler.is_compiling() and cache.length == 0
             k, v, mask = cache.write(k, v)
-            causal = False
+            if prefill:
+                k, v, mask = k[:, :, :T], v[:, :, :T], None
+            causal = prefill
         elif cache is not None:
             past = cache.length
             k, v = cache.append(k, v)
-            if causal and mask is None and T > 1:
-                # new query i sits at position past + i and sees keys [0, past + i]
+            if causal and mask is None and T > 1 and past > 0:
+                # new query i sits at position past + i and sees keys [0, past + i]; with past = 0
+                # that is plain causal attention, left to SDPA's causal kernel
                 mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(past)
             causal = causal and mask is None and T > 1
         out = attention(q, k, v, mask, causal and mask is None)
