@@ -53,6 +53,29 @@ def test_every_task_runs_and_has_the_right_shapes(folder, image_file):
     assert d.variation(torch.zeros(3, 16, 16)).shape == (1, 3, 16, 16)
 
 
+def test_ask_returns_a_reasoned_replys_answer_and_explain_the_whole_reply(folder, image_file, monkeypatch):
+    d = Dialect.from_pretrained(folder)
+    reply = "small red circle left top ; small red circle left top ; answer : red"
+    monkeypatch.setattr(d.tar, "generate_text", lambda convs, n: [reply] * len(convs))
+    assert d.ask(image_file, "what color is the ball?") == ["red"]
+    assert d.ask(image_file, "what color is the ball?", explain=True) == [reply]
+
+
+def test_text_replies_do_not_depend_on_how_prompts_are_batched(folder):
+    d = Dialect.from_pretrained(folder)
+    images = [make_example(i, 3, WORLD)["image"] for i in range(4)]
+    questions = [
+        "what color is the ball?",
+        "how many shapes are there?",
+        "is there a box?",
+        "caption this image.",
+    ]
+    spans = d.tar.image_spans(d._images(images))
+    convs = [[("user", [span, q])] for span, q in zip(spans, questions * 1, strict=True)] * 2
+    whole = d.tar.generate_text(convs, 6)
+    assert d.tar.generate_text(convs, 6, max_batch=1) == whole and whole[:4] == whole[4:]
+
+
 def test_bad_inputs_give_clear_errors(folder, image_file, tmp_path, monkeypatch):
     d = Dialect.from_pretrained(folder)
     with pytest.raises(DialectError, match="prompt is empty"):

@@ -10,8 +10,8 @@ from dialect.core.errors import DialectError
 from dialect.data.sample import Skipped, collate
 from dialect.data.transforms import ImageTransform
 from dialect.unified import JsonlTasks, ShapeWorldTasks, TaskConfig
-from dialect.unified.tasks import REQUESTS
-from dialect.world import make_example, scene_equal
+from dialect.unified.tasks import REQUESTS, final_answer, reasoned
+from dialect.world import make_example, scene_description, scene_equal
 from dialect.world.scene import Scene
 
 from .micro import WORLD, tar
@@ -68,6 +68,27 @@ def test_vqa_describe_opens_with_a_complete_caption_then_asks_every_question():
     assert 70 < opened < 130
     with pytest.raises(DialectError, match="vqa_describe"):
         ShapeWorldTasks(TaskConfig(vqa_describe=1.5), WORLD, 3)
+
+
+def test_vqa_reason_describes_the_scene_and_the_asked_objects_before_the_first_answer():
+    m = tar()
+    cfg = TaskConfig(weights={"vqa": 1.0}, vqa_turns=3, vqa_reason=True)
+    ds, plain = (
+        ShapeWorldTasks(cfg, WORLD, 3, seed=6),
+        ShapeWorldTasks(TaskConfig(**{**vars(cfg), "vqa_reason": False}), WORLD, 3, seed=6),
+    )
+    for i in range(8):
+        meta, p = ds[i]["meta"], plain[i]["meta"]
+        scene = Scene.from_dict(meta["scene"])
+        description, about, answer = meta["answer"].split("; ")
+        assert description == scene_description(scene) and answer == f"answer: {p['answer']}"
+        qa = next(q for q in make_example(i, 6, WORLD, "train")["qa"] if q["question"] == meta["user"])
+        assert about == scene_description(scene, [scene.objects[k] for k in qa["refs"]])
+        assert meta["answer"] == reasoned(scene, qa) and meta["turns"] == p["turns"]  # later turns plain
+        # the answer survives the tokenizer's round trip ("answer :" once decoded)
+        decoded = m.vocab.decode_text(m.vocab.encode_text(meta["answer"]))
+        assert final_answer(decoded) == p["answer"] != decoded
+    assert final_answer("red") == "red"  # a plain reply is its own answer
 
 
 def test_bad_task_configs_are_clear_errors():

@@ -55,6 +55,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("ask", help="answer a question about an image")
     p.add_argument("image", help="image file")
     p.add_argument("question", help="the question, quoted")
+    p.add_argument(
+        "--explain", action="store_true",
+        help="print the whole reply: a model trained to describe, then answer (model.tasks.vqa_reason) "
+        "writes the scene out before its answer",
+    )  # fmt: skip
     _model(p)
     p.set_defaults(func=run_ask)
     p = sub.add_parser("generate", help="text -> image(s)")
@@ -107,7 +112,7 @@ def run_caption(args: argparse.Namespace) -> int:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    print(_load(args).ask(args.image, args.question)[0])
+    print(_load(args).ask(args.image, args.question, explain=args.explain)[0])
     return 0
 
 

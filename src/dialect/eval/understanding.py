@@ -80,10 +80,12 @@ def score_answers(answers: list[str], qas: list[dict], max_failures: int = 20) -
     }
 
 
-def vqa_mini(model, n: int = 200, seed: int = EVAL_SEED, split: str = "train", batch_size: int = 50,
+def vqa_mini(model, n: int = 200, seed: int = EVAL_SEED, split: str = "train", batch_size: int = 500,
              world: WorldConfig | None = None, progress: bool = True) -> dict:  # fmt: skip
     """All questions of `n` scenes -> {"overall", "by_type": {qtype: ...}, "n_scenes", "seed", "split",
-    "failures": first few wrong answers}."""
+    "failures": first few wrong answers}. Questions go to `model.ask` `batch_size` at a time, and
+    the LM decodes those of equal prompt length together: large chunks keep its batches full, which
+    matters when answers are long (a model that describes, then answers)."""
     world = world or WorldConfig(size=model.image_size)
     exs = _examples(n, seed, split, world)
     items = [(ex["image"], qa) for ex in exs for qa in ex["qa"]]

@@ -29,7 +29,8 @@ from dialect.data.sample import Skipped, skip_or_raise
 from dialect.data.tokens import PretokenizedDataset, ids_key
 from dialect.tokenizers.pixelvq import PixelVQ
 from dialect.tokenizers.tatok import TATok
-from dialect.unified.tasks import IMAGE_OUTPUT, REQUESTS, TaskConfig
+from dialect.unified.tasks import IMAGE_OUTPUT, REQUESTS, TaskConfig, reasoned
+from dialect.world.scene import Scene
 
 
 def stored_parts(dataset: Dataset) -> list[PretokenizedDataset]:
@@ -95,6 +96,8 @@ class PretokenizedTasks(Dataset):
             task, scale = self.tasks.draw(rng, available=("caption", "vqa", "t2i", "i2i"))
             if task == "vqa":
                 q, turns = self.tasks.questions(rng, qa)
+                if self.tasks.vqa_reason and "scene" in meta and "refs" in q:  # as in ShapeWorldTasks
+                    q = {**q, "answer": reasoned(Scene.from_dict(meta["scene"]), q)}
                 return _task(ids, task, q["question"], q["answer"], scale, turns=turns)
             if task == "i2i":
                 return _task(ids, task, pick(REQUESTS["redraw"]), "", scale)

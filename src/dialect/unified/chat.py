@@ -4,7 +4,8 @@
 
 The conversation handed to the LM is the chat template's own multi-turn form: the image goes
 with the first user turn, earlier answers are assistant turns, the new message is the last user
-turn. With no history this is exactly `Dialect.ask(image, message)`. The LM has a fixed context
+turn. With no history this is exactly `Dialect.ask(image, message, explain=True)`: a chat shows a
+reasoned reply whole (`model.tasks.vqa_reason`). The LM has a fixed context
 (`lm.max_len`), so the oldest exchanges are dropped until the prompt leaves room for the reply;
 the image and the new message are always kept.
 """
@@ -49,9 +50,13 @@ def fit_history(
 
 
 @torch.no_grad()
-def chat(d: Dialect, image: Any, history: Sequence[Exchange], message: str, max_new_tokens: int = 48) -> str:
+def chat(
+    d: Dialect, image: Any, history: Sequence[Exchange], message: str, max_new_tokens: int | None = None
+) -> str:
     """The assistant's reply to `message` about `image` after the earlier `history` exchanges
-    (greedy, like `ask`). Bad images or text raise DialectError like the pipeline's own methods."""
+    (greedy, like `ask`; `max_new_tokens` None = `d.reply_tokens`). Bad images or text raise
+    DialectError like the pipeline's own methods."""
+    max_new_tokens = max_new_tokens or d.reply_tokens
     x = d._images(image)
     if len(x) != 1:
         raise DialectError(f"a chat is about one image, got {len(x)}")

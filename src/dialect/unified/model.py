@@ -341,9 +341,11 @@ class Tar(nn.Module, Pretrained):
         max_new_tokens: int = 48,
         sampling: SamplingConfig | None = None,
         generator: torch.Generator | None = None,
+        max_batch: int = 256,
     ) -> list[str]:
         """The assistant's text reply to each conversation (greedy by default). Decoding is
-        constrained to text tokens and stops at <|end|>."""
+        constrained to text tokens and stops at <|end|>; conversations whose prompts have the same
+        length decode as one batch of at most `max_batch` rows."""
         sampling = sampling or SamplingConfig(temperature=0.0)
         v = self.vocab
         end = v.special(END)
@@ -354,14 +356,18 @@ class Tar(nn.Module, Pretrained):
             raise DialectError(f"prompt of {max(len(p) for p in prompts)} tokens leaves no room in max_len")
         replies: list[str] = [""] * len(prompts)
         num = min(max_new_tokens, room)
-        for idx, ids in self._grouped(prompts):
-            out = self.lm.generate(
-                None, num, sampling, generator=generator, ids=ids, allowed=allowed, stop_id=end,
-                token_bias=self._decoding_bias(ids, num, fill=end),
-            )  # fmt: skip
-            for i, row in zip(idx, out.tolist(), strict=True):
-                row = row[: row.index(end)] if end in row else row
-                replies[i] = v.decode_text(row)
+        for group, group_ids in self._grouped(prompts):
+            # prompts of one length decode together, up to max_batch rows at a time: a caller that
+            # hands over many questions at once gets few, full batches (no padding in the LM)
+            for start in range(0, len(group), max_batch):
+                idx, ids = group[start : start + max_batch], group_ids[start : start + max_batch]
+                out = self.lm.generate(
+                    None, num, sampling, generator=generator, ids=ids, allowed=allowed, stop_id=end,
+                    token_bias=self._decoding_bias(ids, num, fill=end),
+                )  # fmt: skip
+                for i, row in zip(idx, out.tolist(), strict=True):
+                    row = row[: row.index(end)] if end in row else row
+                    replies[i] = v.decode_text(row)
         return replies
 
     @torch.no_grad()

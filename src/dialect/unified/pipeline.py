@@ -32,7 +32,7 @@ from dialect.detok import DECODERS
 from dialect.detok.condition import resolve_generator
 from dialect.lm import SamplingConfig
 from dialect.unified.model import Tar
-from dialect.unified.tasks import REQUESTS, edit_prompt
+from dialect.unified.tasks import REQUESTS, edit_prompt, final_answer
 
 MAX_PROMPT_CHARS = 1000
 MAX_IMAGES = 64
@@ -138,9 +138,21 @@ class Dialect:
         return dec.decode_ids(codes, scale, seed=seed, **sampling).float().clamp(-1, 1)
 
     # ------------------------------------------------------------------ understanding
+    @property
+    def reply_tokens(self) -> int:
+        """Room for a text reply: 48 tokens, 96 for a model that describes the scene before it
+        answers (about 55 tokens with four objects; `model.tasks.vqa_reason`)."""
+        return 96 if self.tar.config.tasks.vqa_reason else 48
+
     @torch.no_grad()
-    def ask(self, images: Any, questions: str | Sequence[str], max_new_tokens: int = 48) -> list[str]:
-        """Answer each question about its image (one question for all images, or one per image)."""
+    def ask(
+        self, images: Any, questions: str | Sequence[str], max_new_tokens: int | None = None,
+        explain: bool = False,
+    ) -> list[str]:  # fmt: skip
+        """Answer each question about its image (one question for all images, or one per image).
+        A model trained to describe, then answer (`model.tasks.vqa_reason`) writes the scene out
+        before its answer; `explain=True` returns that whole reply, the default the answer alone.
+        `max_new_tokens`: None = `reply_tokens`."""
         x = self._images(images)
         qs = [questions] * len(x) if isinstance(questions, str) else list(questions)
         if len(qs) != len(x):
@@ -148,7 +160,8 @@ class Dialect:
         qs = [_check_text(q, "question") for q in qs]
         spans = self.tar.image_spans(x)
         convs = [[("user", [span, q])] for span, q in zip(spans, qs, strict=True)]
-        return self.tar.generate_text(convs, max_new_tokens)
+        replies = self.tar.generate_text(convs, max_new_tokens or self.reply_tokens)
+        return replies if explain else [final_answer(r) for r in replies]
 
     def caption(self, images: Any, max_new_tokens: int = 48) -> list[str]:
         """One caption per image."""

@@ -13,6 +13,7 @@ Tasks (paper section "Tar, the unified LM"):
     vqa      user: image + question                  assistant: one-word answer     (I2T)
              (+ up to `vqa_turns - 1` more question/answer turns about the same image)
              (`vqa_describe`: a share of them first asks for a caption, then every question)
+             (`vqa_reason`: the first answer describes the scene, then answers; see `reasoned`)
     t2i      user: a caption as the prompt           assistant: image at scale k    (T2I)
              (`t2i_drop`: a share with the prompt nulled, for guidance inside the LM)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
@@ -39,7 +40,7 @@ from dialect.data.sample import skip_or_raise
 from dialect.data.sources import JsonlDataset
 from dialect.data.transforms import BadImage, ImageTransform, decode_image
 from dialect.unified.template import Null
-from dialect.world import WorldConfig, make_example, make_variation, render
+from dialect.world import WorldConfig, make_example, make_variation, render, scene_description
 from dialect.world.scene import SPLITS, Scene
 
 TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i")
@@ -58,6 +59,8 @@ DROPS = {
     "ti2i": (("ti2i_image_drop", "null_image"), ("ti2i_text_drop", "null_text")),
 }
 IMAGE_OUTPUT = ("t2i", "i2i", "ti2i")
+# what separates a reasoned reply's description from its answer (`reasoned`, `final_answer`)
+ANSWER_MARK = "answer:"
 REQUESTS = {
     "caption": (
         "describe the image.",
@@ -89,6 +92,14 @@ class TaskConfig:
     # better when it describes than when it is asked (experiments/results/vqa_binding.md), so
     # these samples let an answer look the object up in the caption it just wrote
     vqa_describe: float = 0.0
+    # describe, then answer (a short chain of thought): the first answer of every vqa sample is
+    # "<every object, left to right, in canonical words>; <the objects the question is about>;
+    # answer: <answer>" (`reasoned`); the later turns answer plainly. `Dialect.ask` returns the
+    # answer alone (`final_answer`). ShapeWorld scenes only: a user's question/answer pair has no
+    # scene to describe and trains as it is. Off in the preset: at the tiny LM's 4,200 steps it
+    # describes scenes well but fails to pick the asked-about objects out of its own text, and
+    # VQA-mini falls from 0.864 to 0.546 (experiments/results/vqa_reason.md)
+    vqa_reason: bool = False
     # fraction of t2i samples whose prompt is replaced by the null prompt (`template.Null`):
     # condition dropout, so the LM can sample with classifier-free guidance (`cfg_scale` > 1).
     # The paper keeps guidance in the de-tokenizer only (0 here = its recipe); LlamaGen-style
@@ -177,6 +188,22 @@ class TaskConfig:
         return task, int(rng.choice(len(sw), p=sw / sw.sum()))
 
 
+def reasoned(scene: Scene, qa: dict) -> str:
+    """A question's described-then-answered reply: the scene (`world.scene_description`), the
+    objects the question is about (its "refs", or "none"), then ANSWER_MARK and the answer:
+    "large red circle left top, small blue square right bottom; small blue square right bottom;
+    answer: small". Writing the objects out first makes the answer a lookup in a short list."""
+    about = scene_description(scene, [scene.objects[i] for i in qa["refs"]])
+    return f"{scene_description(scene)}; {about}; {ANSWER_MARK} {qa['answer']}"
+
+
+def final_answer(reply: str) -> str:
+    """The answer of a reply: the text after its last ANSWER_MARK (the tokenizer may decode it as
+    "answer :"), stripped; a reply without the mark is its own answer."""
+    head, mark, tail = reply.replace(" :", ":").rpartition(ANSWER_MARK)
+    return tail.strip() if mark else reply
+
+
 def _sample(image, target, task: str, user: str, answer: str, scale: int, **meta) -> dict[str, Any]:
     """meta may hold "turns": [[question, answer], ...], the vqa turns after the first."""
     return {
@@ -225,6 +252,8 @@ class ShapeWorldTasks(Dataset):
             return _sample(image, image, task, pick(REQUESTS["caption"]), answer, scale, **scene_meta)
         if task == "vqa":
             qa, turns = self.tasks.questions(rng, ex["qa"])
+            if self.tasks.vqa_reason:  # the description once per conversation, at the first answer
+                qa = {**qa, "answer": reasoned(ex["scene"], qa)}
             if self.tasks.vqa_describe > 0 and rng.random() < self.tasks.vqa_describe:
                 turns = [[qa["question"], qa["answer"]], *turns]  # every question after the caption
                 caption = pick(ex["captions"][:2])

@@ -21,7 +21,7 @@ from dialect.world.grade import (
     satisfies,
     scene_equal,
 )
-from dialect.world.language import QA_TYPES, captions, questions
+from dialect.world.language import QA_TYPES, captions, questions, scene_description
 from dialect.world.prompts import CATEGORIES, Constraints, ObjSpec, Prompt, RelSpec, make_prompt, make_prompts
 from dialect.world.render import render
 from dialect.world.scene import (
@@ -72,5 +72,6 @@ __all__ = [
     "render",
     "sample_scene",
     "satisfies",
+    "scene_description",
     "scene_equal",
 ]

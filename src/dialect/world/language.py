@@ -6,7 +6,8 @@ relations and counts; they never say anything false about the scene. Answers are
 word: a colour ("red"), a shape ("circle", never a synonym), a size ("small"), a digit ("2"),
 "yes"/"no", a column ("left"/"center"/"right"), a row ("top"/"middle"/"bottom") or a relation
 ("left"/"right"/"above"/"below"). A question names an object only by a description that picks out
-exactly one object of the scene.
+exactly one object of the scene, and records the objects it is about ("refs"). `scene_description`
+writes a scene (or some of its objects) in canonical words, left to right.
 """
 
 from __future__ import annotations
@@ -164,8 +165,22 @@ def captions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig) -> list[s
     return out
 
 
-def _qa(question: str, answer: str, qtype: str) -> dict[str, str]:
-    return {"question": question, "answer": answer, "type": qtype}
+def scene_description(scene: Scene, objects: list[Obj] | None = None) -> str:
+    """Every object (or those of `objects`) in canonical words, left to right: "size colour shape
+    column row" joined by ", " (e.g. "large green cross center top, small blue cross right
+    bottom"); "none" for no object. Deterministic, with no synonyms, so that a question's answer is
+    a word of it (a colour, shape, size, column or row) or follows from it (a count, existence,
+    the order of two objects left to right). Tar writes it before answering
+    (`TaskConfig.vqa_reason`)."""
+    objs = sorted(scene.objects if objects is None else objects, key=lambda o: (o.x, o.y))
+    return ", ".join(f"{o.size} {o.color} {o.shape} {o.column} {o.row}" for o in objs) or "none"
+
+
+def _qa(question: str, answer: str, qtype: str, scene: Scene, about: list[Obj]) -> dict:
+    """A question-answer pair; "refs" indexes the objects of `scene.objects` the question is
+    about (its named object(s), or every object a count or existence question matches)."""
+    refs = [i for i, o in enumerate(scene.objects) if any(o is a for a in about)]
+    return {"question": question, "answer": answer, "type": qtype, "refs": refs}
 
 
 def _sample(rng: np.random.Generator, items: list, k: int) -> list:
@@ -175,7 +190,7 @@ def _sample(rng: np.random.Generator, items: list, k: int) -> list:
     return [items[int(i)] for i in sorted(rng.permutation(len(items))[:k])]
 
 
-def _attribute_questions(rng: np.random.Generator, scene: Scene) -> list[dict[str, str]]:
+def _attribute_questions(rng: np.random.Generator, scene: Scene) -> list[dict]:
     """Up to 2 questions each about colour, shape and size of uniquely named objects."""
     asks = {  # type -> (allowed references, question templates)
         "color": ((("shape",), ("size", "shape")), ("What color is the {}?",)),
@@ -189,43 +204,46 @@ def _attribute_questions(rng: np.random.Generator, scene: Scene) -> list[dict[st
     for qtype, (allowed, templates) in asks.items():
         cands = [(o, ref) for o in scene.objects if (ref := reference(o, scene, allowed))]
         for o, ref in _sample(rng, cands, 2):
-            out.append(_qa(pick(rng, templates).format(noun_phrase(rng, o, ref)), getattr(o, qtype), qtype))
+            q = pick(rng, templates).format(noun_phrase(rng, o, ref))
+            out.append(_qa(q, getattr(o, qtype), qtype, scene, [o]))
     return out
 
 
-def _count_questions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig) -> list[dict[str, str]]:
+def _count_questions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig) -> list[dict]:
     objs = scene.objects
     noun = pick(rng, GENERIC)
-    out = [_qa(f"How many {plural(noun)} are there?", str(len(objs)), "count")]
+    out = [_qa(f"How many {plural(noun)} are there?", str(len(objs)), "count", scene, list(objs))]
     present = sorted({o.color for o in objs})
     for color in (pick(rng, present), pick(rng, cfg.colors)):
-        n = sum(o.color == color for o in objs)
-        out.append(_qa(f"How many {color} {plural(pick(rng, GENERIC))} are there?", str(n), "count"))
+        found = [o for o in objs if o.color == color]
+        q = f"How many {color} {plural(pick(rng, GENERIC))} are there?"
+        out.append(_qa(q, str(len(found)), "count", scene, found))
     shape = pick(rng, cfg.shapes)
-    n = sum(o.shape == shape for o in objs)
-    out.append(_qa(f"How many {plural(pick(rng, SYNONYMS[shape]))} are there?", str(n), "count"))
+    found = [o for o in objs if o.shape == shape]
+    q = f"How many {plural(pick(rng, SYNONYMS[shape]))} are there?"
+    out.append(_qa(q, str(len(found)), "count", scene, found))
     return out
 
 
-def _existence_questions(
-    rng: np.random.Generator, scene: Scene, cfg: WorldConfig, split: str
-) -> list[dict[str, str]]:
+def _existence_questions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig, split: str) -> list[dict]:
     o = scene.objects[int(rng.integers(len(scene.objects)))]
-    out = [_qa(f"Is there {with_article(noun_phrase(rng, o, ('color', 'shape')))}?", "yes", "existence")]
+    q = f"Is there {with_article(noun_phrase(rng, o, ('color', 'shape')))}?"
+    same = [x for x in scene.objects if (x.color, x.shape) == (o.color, o.shape)]
+    out = [_qa(q, "yes", "existence", scene, same)]
     present = {(x.color, x.shape) for x in scene.objects}
     absent = [p for p in allowed_pairs(cfg, split) if p not in present]
     if absent:
         color, shape = absent[int(rng.integers(len(absent)))]
-        out.append(
-            _qa(f"Is there {with_article(color + ' ' + pick(rng, SYNONYMS[shape]))}?", "no", "existence")
-        )
+        q = f"Is there {with_article(color + ' ' + pick(rng, SYNONYMS[shape]))}?"
+        out.append(_qa(q, "no", "existence", scene, []))
     shape = pick(rng, cfg.shapes)
-    answer = "yes" if any(x.shape == shape for x in scene.objects) else "no"
-    out.append(_qa(f"Is there {with_article(pick(rng, SYNONYMS[shape]))}?", answer, "existence"))
+    found = [x for x in scene.objects if x.shape == shape]
+    q = f"Is there {with_article(pick(rng, SYNONYMS[shape]))}?"
+    out.append(_qa(q, "yes" if found else "no", "existence", scene, found))
     return out
 
 
-def _position_questions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig) -> list[dict[str, str]]:
+def _position_questions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig) -> list[dict]:
     """Up to 3 questions: the column or row of a named object, or its relation to another one."""
     named = [(o, ref) for o in scene.objects if (ref := reference(o, scene))]
     cands = [(kind, a, None) for a in named for kind in ("column", "row")]
@@ -237,23 +255,24 @@ def _position_questions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig
     for kind, (a, ra), b in _sample(rng, cands, 3):
         na = noun_phrase(rng, a, ra)
         if kind == "column":
-            out.append(_qa(f"Is the {na} on the left, in the center or on the right?", a.column, "position"))
+            q = f"Is the {na} on the left, in the center or on the right?"
+            out.append(_qa(q, a.column, "position", scene, [a]))
         elif kind == "row":
-            out.append(_qa(f"Is the {na} at the top, in the middle or at the bottom?", a.row, "position"))
+            q = f"Is the {na} at the top, in the middle or at the bottom?"
+            out.append(_qa(q, a.row, "position", scene, [a]))
         else:
             nb, rel = noun_phrase(rng, b[0], b[1]), relation(a, b[0], cfg, kind)
             if kind == "x":
                 q = f"Is the {na} to the left or to the right of the {nb}?"
-                out.append(_qa(q, rel.split()[0], "position"))
+                out.append(_qa(q, rel.split()[0], "position", scene, [a, b[0]]))
             else:
-                out.append(_qa(f"Is the {na} above or below the {nb}?", rel, "position"))
+                q = f"Is the {na} above or below the {nb}?"
+                out.append(_qa(q, rel, "position", scene, [a, b[0]]))
     return out
 
 
-def questions(
-    rng: np.random.Generator, scene: Scene, cfg: WorldConfig, split: str = "train"
-) -> list[dict[str, str]]:
-    """Question-answer pairs {"question", "answer", "type"}: up to 2 per attribute type, 3 counts,
+def questions(rng: np.random.Generator, scene: Scene, cfg: WorldConfig, split: str = "train") -> list[dict]:
+    """Question-answer pairs {"question", "answer", "type", "refs"}: up to 2 per attribute type, 3 counts,
     up to 3 existence and 3 position questions. In train/val no held-out pair is ever named."""
     out = _attribute_questions(rng, scene)
     out += _sample(rng, _count_questions(rng, scene, cfg), 3)
