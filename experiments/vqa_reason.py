@@ -7,7 +7,9 @@ For each model, on VQA-mini's fixed scenes (train split unless --split):
 - for a model that reasons (its replies hold `answer:`): the share of replies whose scene
   description is exactly right, whose list of the asked-about objects is exactly right, and, for
   questions about one object whose answer is a word of its entry (colour, shape, size, column, row),
-  the share of answers that are a word of the entry the LM itself wrote ("follows its own words").
+  the share of answers that are a word of the entry the LM itself wrote ("follows its own words");
+  and the share of asked-about object lists exactly right per question kind, and for questions
+  with and without a word a description never uses (a synonym such as "ball", "plus", "tiny").
 
     python experiments/vqa_reason.py MODEL [MODEL ...] [--n 200] [--split train] [--out FILE]
 MODEL: a Dialect folder, or "shipped". Writes experiments/results/vqa_reason.{json,md} by default.
@@ -26,6 +28,7 @@ from dialect.eval.understanding import EVAL_SEED, _examples, answer_matches
 from dialect.unified.pipeline import Dialect
 from dialect.unified.tasks import ANSWER_MARK, final_answer, reasoned
 from dialect.world import WorldConfig
+from dialect.world.language import PLURAL, SIZE_WORDS, SYNONYMS
 
 try:
     from experiments.report import machine, write_results
@@ -48,6 +51,16 @@ def kind(qa: dict) -> str:
     return "position: " + next(name for name, text in POSITION_KINDS if text in qa["question"])
 
 
+# words a question may use that a scene description never does (it names shapes and sizes canonically)
+SYNONYM_WORDS = {w for ws in (*SYNONYMS.values(), *SIZE_WORDS.values()) for w in ws[1:]} | {
+    PLURAL.get(w, w + "s") for ws in SYNONYMS.values() for w in ws[1:]
+}
+
+
+def synonym(question: str) -> bool:
+    return any(w in SYNONYM_WORDS for w in question.lower().rstrip("?").split())
+
+
 def parts(reply: str) -> tuple[str, str, str] | None:
     """A reasoned reply -> (description, asked-about objects, answer); None if it is not one."""
     text = reply.replace(" ,", ",").replace(" ;", ";").replace(" :", ":")
@@ -67,7 +80,7 @@ def measure(model: str, n: int, split: str, batch: int = 500) -> dict:
         chunk = items[start : start + batch]
         replies += d.ask([ex["image"] for ex, _ in chunk], [qa["question"] for _, qa in chunk], explain=True)
     seconds = time.perf_counter() - t0
-    hit, tot, why = Counter(), Counter(), Counter()
+    hit, tot, why, lookup, asked = Counter(), Counter(), Counter(), Counter(), Counter()
     for (ex, qa), reply in zip(items, replies, strict=True):
         ok = answer_matches(final_answer(reply), qa["answer"])
         for key in ("overall", kind(qa), f"K={len(ex['scene'].objects)}"):
@@ -81,6 +94,9 @@ def measure(model: str, n: int, split: str, batch: int = 500) -> dict:
         truth = parts(reasoned(ex["scene"], qa))
         why["description right"] += got[0] == truth[0]
         why["objects right"] += got[1] == truth[1]
+        for key in (kind(qa), "synonym" if synonym(qa["question"]) else "canonical words"):
+            lookup[key] += got[1] == truth[1]
+            asked[key] += 1
         single = len(qa["refs"]) == 1 and (
             qa["type"] in ENTRY_TYPES or kind(qa) in ("position: column", "position: row")
         )
@@ -95,6 +111,7 @@ def measure(model: str, n: int, split: str, batch: int = 500) -> dict:
             "description right": why["description right"] / why["reasoned"],
             "objects right": why["objects right"] / why["reasoned"],
             "follows its own words": why["follows its own words"] / max(why["single"], 1),
+            "objects right by kind": {k: lookup[k] / asked[k] for k in asked},
         }
     return {"model": model, "accuracy": acc, "counts": dict(tot), "reasoning": reasoning,
             "seconds": seconds, "questions": len(items)}  # fmt: skip
@@ -111,6 +128,18 @@ def table(rows: list[dict], n: int, split: str) -> str:
         cells = [f"{r['accuracy'][k]:.3f}" if k in r["accuracy"] else "-" for k in keys]
         cells += [f"{r['reasoning'][k]:.3f}" if k in r["reasoning"] else "-" for k in extra]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['seconds'] / r['questions']:.4f} |")
+    reasoning = [r for r in rows if r["reasoning"]]
+    if reasoning:
+        kinds = [
+            k
+            for k in [*keys[1:], "canonical words", "synonym"]
+            if k in reasoning[0]["reasoning"]["objects right by kind"]
+        ]
+        lines += ["", "Asked-about objects listed exactly right, by question kind (reasoning models):", ""]
+        lines += ["| model | " + " | ".join(kinds) + " |", "|" + "---|" * (len(kinds) + 1)]
+        for r in reasoning:
+            by = r["reasoning"]["objects right by kind"]
+            lines.append(f"| {r['model']} | " + " | ".join(f"{by[k]:.3f}" for k in kinds) + " |")
     counts = ", ".join(f"{k} {rows[0]['counts'][k]}" for k in keys if k in rows[0]["counts"])
     return (
         f"# Describe, then answer: VQA-mini by question kind\n\nCommand: `python experiments/vqa_reason.py "
