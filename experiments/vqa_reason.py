@@ -11,7 +11,9 @@ For each model, on VQA-mini's fixed scenes (train split unless --split):
   and the share of asked-about object lists exactly right per question kind, and for questions
   with and without a word a description never uses (a synonym such as "ball", "plus", "tiny").
 
-    python experiments/vqa_reason.py MODEL [MODEL ...] [--n 200] [--split train] [--out FILE]
+    python experiments/vqa_reason.py MODEL [MODEL ...] [--text MODEL ...] [--n 200] [--split train]
+--text: also ask these models each question after the scene written out, with no image (the
+text-only `tqa` task): whether the LM can do the lookup in text when taught it directly.
 MODEL: a Dialect folder, or "shipped". Writes experiments/results/vqa_reason.{json,md} by default.
 """
 
@@ -27,7 +29,7 @@ import torch
 from dialect.eval.understanding import EVAL_SEED, _examples, answer_matches
 from dialect.unified.pipeline import Dialect
 from dialect.unified.tasks import ANSWER_MARK, final_answer, reasoned
-from dialect.world import WorldConfig
+from dialect.world import WorldConfig, scene_description
 from dialect.world.language import PLURAL, SIZE_WORDS, SYNONYMS
 
 try:
@@ -117,6 +119,26 @@ def measure(model: str, n: int, split: str, batch: int = 500) -> dict:
             "seconds": seconds, "questions": len(items)}  # fmt: skip
 
 
+@torch.no_grad()
+def measure_text(model: str, n: int, split: str) -> dict:
+    """The same questions asked about the scene written out (`tqa`: "<description>; <question>", no
+    image): can the LM look an object up in text at all?"""
+    d = Dialect.from_pretrained(None if model == "shipped" else model)
+    exs = _examples(n, EVAL_SEED, split, WorldConfig(size=d.image_size))
+    items = [(ex, qa) for ex in exs for qa in ex["qa"]]
+    convs = [[("user", [f"{scene_description(ex['scene'])}; {qa['question']}"])] for ex, qa in items]
+    t0 = time.perf_counter()
+    replies = d.tar.generate_text(convs, d.reply_tokens)
+    seconds = time.perf_counter() - t0
+    hit, tot = Counter(), Counter()
+    for (_, qa), reply in zip(items, replies, strict=True):
+        for key in ("overall", kind(qa)):
+            hit[key] += answer_matches(final_answer(reply), qa["answer"])
+            tot[key] += 1
+    return {"model": f"{model} (scene in words, no image)", "accuracy": {k: hit[k] / tot[k] for k in tot},
+            "counts": dict(tot), "reasoning": {}, "seconds": seconds, "questions": len(items)}  # fmt: skip
+
+
 def table(rows: list[dict], n: int, split: str) -> str:
     keys = ["overall", "color", "shape", "size", "count", "existence"]
     keys += [f"position: {name}" for name, _ in POSITION_KINDS] + [f"K={k}" for k in range(1, 5)]
@@ -156,8 +178,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="scenes")
     ap.add_argument("--split", default="train", choices=("train", "heldout"))
     ap.add_argument("--out", default="experiments/results/vqa_reason")
+    ap.add_argument(
+        "--text", nargs="*", default=[],
+        help="models also asked with the scene written out instead of the image (model.tasks.weights.tqa)",
+    )  # fmt: skip
     args = ap.parse_args()
     rows = [measure(m, args.n, args.split) for m in args.models]
+    rows += [measure_text(m, args.n, args.split) for m in args.text]
     write_results(Path(args.out), {"n": args.n, "split": args.split, "machine": machine(), "rows": rows},
                   table(rows, args.n, args.split))  # fmt: skip
 

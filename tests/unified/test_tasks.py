@@ -91,6 +91,20 @@ def test_vqa_reason_describes_the_scene_and_the_asked_objects_before_the_first_a
     assert final_answer("red") == "red"  # a plain reply is its own answer
 
 
+def test_tqa_asks_about_the_scene_in_words_with_no_image_in_the_sequence():
+    m = tar()
+    ds = ShapeWorldTasks(TaskConfig(weights={"tqa": 1.0}, vqa_turns=2), WORLD, 3, seed=6)
+    meta = ds[0]["meta"]
+    scene = Scene.from_dict(meta["scene"])
+    description, question = meta["user"].split("; ")
+    qa = {(q["question"], q["answer"]) for q in make_example(0, 6, WORLD, "train")["qa"]}
+    assert description == scene_description(scene) and (question, meta["answer"]) in qa
+    ids, mask = m.batch_sequences(collate([ds[0]]))
+    assert not (ids >= m.vocab.image_offset).any()  # no image token anywhere
+    answers = [meta["answer"]] + [a for _, a in meta["turns"]]
+    assert mask.sum() == sum(len(m.vocab.encode_text(a)) + 1 for a in answers)
+
+
 def test_bad_task_configs_are_clear_errors():
     with pytest.raises(DialectError, match="vqa_turns"):
         ShapeWorldTasks(TaskConfig(vqa_turns=0), WORLD, 3)

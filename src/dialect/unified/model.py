@@ -48,7 +48,7 @@ from dialect.quant.usage import all_reduce_sum, world_size
 from dialect.tokenizers.tatok import TATok, TATokConfig
 from dialect.unified import backbone as B
 from dialect.unified.grid import IMAGE_POSITIONS, ImageGrid
-from dialect.unified.tasks import GUIDANCE_DROPOUT, TaskConfig, conversation
+from dialect.unified.tasks import GUIDANCE_DROPOUT, TEXT_ONLY, TaskConfig, conversation
 from dialect.unified.template import ImageSpan, encode_conversation, null_conversation, pad_batch
 from dialect.unified.vocab import END, IM_START, TarVocab, VocabConfig
 
@@ -230,7 +230,7 @@ class Tar(nn.Module, Pretrained):
     def _sequences(self, batch: dict) -> tuple[list[list[int]], list[list[int]]]:
         metas = batch["meta"]
         us = self.config.understand_scale
-        needs_input = [i for i, m in enumerate(metas) if m["task"] != "t2i"]
+        needs_input = [i for i, m in enumerate(metas) if m["task"] not in ("t2i", *TEXT_ONLY)]
         inputs: dict[int, ImageSpan] = {}
         if needs_input:
             codes = self.encode_images(batch["image"][needs_input], us).cpu()

@@ -18,6 +18,9 @@ Tasks (paper section "Tar, the unified LM"):
              (`t2i_drop`: a share with the prompt nulled, for guidance inside the LM)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
     ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
+    tqa      user: a scene in words + question       assistant: one-word answer     (text only)
+             (ShapeWorld only; off unless weighted: questions answered from a written
+             `world.scene_description`, the lookup `vqa_reason` needs, taught in text alone)
              (`ti2i_image_drop` / `ti2i_text_drop`: a share with the input image / the
              instruction nulled, for guidance on it; `ti2i_anchor`: the target tokenized
              anchored to the source's codes)
@@ -43,7 +46,8 @@ from dialect.unified.template import Null
 from dialect.world import WorldConfig, make_example, make_variation, render, scene_description
 from dialect.world.scene import SPLITS, Scene
 
-TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i")
+TASKS = ("caption", "vqa", "t2i", "i2i", "ti2i", "tqa")
+TEXT_ONLY = ("tqa",)  # tasks whose samples hold no image (the rest read or draw one)
 DEFAULT_WEIGHTS = {"caption": 1.0, "vqa": 2.0, "t2i": 3.0, "i2i": 0.5, "ti2i": 1.0}
 # the kinds of null condition guidance decodes against (`template.null_conversation`; "instruction"
 # nulls an edit's text) -> the TaskConfig share that trains the LM on that null, and what it nulls
@@ -265,6 +269,10 @@ class ShapeWorldTasks(Dataset):
                 image, image, task, qa["question"], qa["answer"], scale, qtype=qa["type"], turns=turns,
                 **scene_meta,
             )  # fmt: skip
+        if task == "tqa":  # the scene in words, then its questions; no image in the sequence
+            qa, turns = self.tasks.questions(rng, ex["qa"])
+            user = f"{scene_description(ex['scene'])}; {qa['question']}"
+            return _sample(image, image, task, user, qa["answer"], scale, turns=turns, **scene_meta)
         if task == "t2i":
             prompt = pick(ex["captions"])
             return _sample(image, image, task, prompt, "", scale, **self.tasks.drop(rng, task), **scene_meta)
@@ -337,6 +345,9 @@ def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool
     if task == "t2i":
         prompt = Null(meta["user"]) if meta.get("null_prompt") else meta["user"]
         return [("user", [prompt]), ("assistant", [target_span])]
+    if task in TEXT_ONLY:
+        more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
+        return [("user", [meta["user"]]), ("assistant", [meta["answer"]]), *more]
     if task in ("caption", "vqa"):
         more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
         return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]]), *more]
