@@ -72,11 +72,16 @@ def parts(reply: str) -> tuple[str, str, str] | None:
     return pieces[0].strip(), pieces[1].strip(), final_answer(pieces[2])
 
 
-@torch.no_grad()
-def measure(model: str, n: int, split: str, batch: int = 500) -> dict:
+def load(model: str, n: int, split: str) -> tuple[Dialect, list[tuple[dict, dict]]]:
+    """The model ("shipped" = the default one) and every (example, question) of n VQA-mini scenes."""
     d = Dialect.from_pretrained(None if model == "shipped" else model)
     exs = _examples(n, EVAL_SEED, split, WorldConfig(size=d.image_size))
-    items = [(ex, qa) for ex in exs for qa in ex["qa"]]
+    return d, [(ex, qa) for ex in exs for qa in ex["qa"]]
+
+
+@torch.no_grad()
+def measure(model: str, n: int, split: str, batch: int = 500) -> dict:
+    d, items = load(model, n, split)
     t0, replies = time.perf_counter(), []
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
@@ -123,9 +128,7 @@ def measure(model: str, n: int, split: str, batch: int = 500) -> dict:
 def measure_text(model: str, n: int, split: str) -> dict:
     """The same questions asked about the scene written out (`tqa`: "<description>; <question>", no
     image): can the LM look an object up in text at all?"""
-    d = Dialect.from_pretrained(None if model == "shipped" else model)
-    exs = _examples(n, EVAL_SEED, split, WorldConfig(size=d.image_size))
-    items = [(ex, qa) for ex in exs for qa in ex["qa"]]
+    d, items = load(model, n, split)
     convs = [[("user", [f"{scene_description(ex['scene'])}; {qa['question']}"])] for ex, qa in items]
     t0 = time.perf_counter()
     replies = d.tar.generate_text(convs, d.reply_tokens)

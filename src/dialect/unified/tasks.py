@@ -18,12 +18,12 @@ Tasks (paper section "Tar, the unified LM"):
              (`t2i_drop`: a share with the prompt nulled, for guidance inside the LM)
     i2i      user: image + "redraw" / "variation"    assistant: the same scene      (I2I)
     ti2i     user: image + edit instruction          assistant: the edited image    (TI2I)
-    tqa      user: a scene in words + question       assistant: one-word answer     (text only)
-             (ShapeWorld only; off unless weighted: questions answered from a written
-             `world.scene_description`, the lookup `vqa_reason` needs, taught in text alone)
              (`ti2i_image_drop` / `ti2i_text_drop`: a share with the input image / the
              instruction nulled, for guidance on it; `ti2i_anchor`: the target tokenized
              anchored to the source's codes)
+    tqa      user: a scene in words + question       assistant: one-word answer     (text only)
+             (ShapeWorld only; off unless weighted: questions answered from a written
+             `world.scene_description`, the lookup `vqa_reason` needs, taught in text alone)
 The task of sample i and the output scale are drawn from (seed, i) with the configured weights,
 so a dataset is deterministic and resumable like every other source.
 """
@@ -204,7 +204,7 @@ def reasoned(scene: Scene, qa: dict) -> str:
 def final_answer(reply: str) -> str:
     """The answer of a reply: the text after its last ANSWER_MARK (the tokenizer may decode it as
     "answer :"), stripped; a reply without the mark is its own answer."""
-    head, mark, tail = reply.replace(" :", ":").rpartition(ANSWER_MARK)
+    _, mark, tail = reply.replace(" :", ":").rpartition(ANSWER_MARK)
     return tail.strip() if mark else reply
 
 
@@ -345,12 +345,10 @@ def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool
     if task == "t2i":
         prompt = Null(meta["user"]) if meta.get("null_prompt") else meta["user"]
         return [("user", [prompt]), ("assistant", [target_span])]
-    if task in TEXT_ONLY:
+    if task in ("caption", "vqa", *TEXT_ONLY):
         more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
-        return [("user", [meta["user"]]), ("assistant", [meta["answer"]]), *more]
-    if task in ("caption", "vqa"):
-        more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
-        return [("user", [image_span, meta["user"]]), ("assistant", [meta["answer"]]), *more]
+        first = [meta["user"]] if task in TEXT_ONLY else [image_span, meta["user"]]
+        return [("user", first), ("assistant", [meta["answer"]]), *more]
     source = Null(image_span) if meta.get("null_image") else image_span
     instruction = Null(meta["user"]) if meta.get("null_text") else meta["user"]
     return [("user", edit_prompt(source, instruction, image_last)), ("assistant", [target_span])]
