@@ -114,9 +114,11 @@ def main() -> None:
         res, examples = evaluate_reconstruction(
             model, WorldConfig(), n=args.n, scales=args.scales, batch_size=args.batch_size, split=args.split
         )
+        # a model's scales measured earlier stay (--merge): a run over other scales adds to them
+        kept = raw[label]["results"] if label in raw and raw[label].get("model") == path else {}
         raw[label] = {
             "model": path, "machine": machine_line, "sampling": sampling_of(kind, model), "split": args.split,
-            "results": res,
+            "results": {**kept, **res},
         }  # fmt: skip
         for scale, (originals, recons) in examples.items():
             pairs = np.stack([originals[:16], recons[:16]], axis=1).reshape(-1, *originals.shape[1:])
@@ -129,7 +131,7 @@ def main() -> None:
         # entries written before the column existed used the configs' defaults of that time
         sampling = entry.get("sampling") or LEGACY_SAMPLING.get(label.split(" ")[0], "-")
         split = "train" if entry.get("split") == "train" else "held-out pairs"  # earlier rows: heldout
-        for scale, r in entry["results"].items():
+        for scale, r in sorted(entry["results"].items()):
             what = (
                 "image -> 256 pixel codes -> image" if label == "pixelvq" else f"{scale} ({r['tokens']} tok)"
             )

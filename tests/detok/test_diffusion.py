@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from dialect.core.config import load_config
 from dialect.core.errors import DialectError
-from dialect.data.build import DataConfig
+from dialect.data.build import DataConfig, build_dataset
 from dialect.detok.diffusion import DifDTok, DifDTokConfig, euler_sample, foreground_mask
 from dialect.tokenizers.pixelvq import PixelVQ, PixelVQConfig
 from dialect.tokenizers.tatok import TATok, TATokConfig
@@ -306,3 +306,13 @@ def test_tiny_preset_parses():
     assert (
         cfg.model.space == "latent" and cfg.model.patch_size == 2 and cfg.train.out_dir == "runs/tiny/difdtok"
     )
+
+
+def test_tiny_preset_reads_the_ids_stage_and_names_it_when_missing(tmp_path):
+    cfg = load_config(DifDTokRun, [preset_path("difdtok", "tiny")], [f"data.path={tmp_path / 'ids'}"])
+    assert cfg.data.source == "pretokenized"
+    with pytest.raises(DialectError, match="dialect train ids --preset tiny"):
+        build_dataset(cfg.data, cfg.world)
+    (tmp_path / "ids").mkdir()  # a folder that is not a pretokenized one
+    with pytest.raises(DialectError, match="dialect train ids --preset tiny"):
+        build_dataset(cfg.data, cfg.world)

@@ -40,6 +40,14 @@ def test_encode_decode_shapes_for_every_scale(tok):
         assert tok.decode_ids(ids, scale).shape == (3, 4, 4, 64)
 
 
+def test_encode_ids_all_equals_each_scale_alone(tok):
+    x = _images()
+    every = tok.encode_ids_all(x)
+    assert len(every) == tok.config.num_scales
+    for scale, ids in enumerate(every):
+        assert torch.equal(ids, tok.encode_ids(x, scale))
+
+
 def test_bad_ids_scales_and_lengths_are_clear_errors(tok):
     with pytest.raises(DialectError, match="128"):
         tok.decode_ids(torch.tensor([[0, 1, 2, 128]]), 1)

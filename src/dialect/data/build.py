@@ -161,7 +161,9 @@ def _validate(cfg: DataConfig) -> None:
         if not cfg.path:
             raise DialectError(f"data.path is required for source {cfg.source!r}")
         if cfg.source != "webdataset" and not Path(cfg.path).exists():
-            raise DialectError(f"data.path does not exist: {cfg.path}")
+            hint = {"pretokenized": " (make it with `dialect pretokenize`; the tiny presets' one with "
+                    "`dialect train ids --preset tiny`)"}.get(cfg.source, "")  # fmt: skip
+            raise DialectError(f"data.path does not exist: {cfg.path}{hint}")
 
 
 class _StreamLoader(DataLoader):

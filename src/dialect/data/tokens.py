@@ -52,12 +52,22 @@ def read_index(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / INDEX
     if not path.is_file():
         raise DialectError(
-            f"{folder} is not a pretokenized folder (no {INDEX}); make one with `dialect pretokenize`"
+            f"{folder} is not a pretokenized folder (no {INDEX}); make one with `dialect pretokenize` "
+            "(the tiny presets' one: `dialect train ids --preset tiny`)"
         )
     index = json.loads(path.read_text())
     if index.get("format") != FORMAT:
         raise DialectError(f"{path}: unknown pretokenized format {index.get('format')!r} (expected {FORMAT})")
     return index
+
+
+def _complete(index: dict[str, Any]) -> bool:
+    return len(index["shards"]) * index["shard_size"] >= index["num_samples"]
+
+
+def pretokenized_complete(folder: str | Path) -> bool:
+    """Whether `folder` is a pretokenized folder with every shard written (False without an index)."""
+    return (Path(folder) / INDEX).is_file() and _complete(read_index(folder))
 
 
 class PretokenizedDataset(Dataset):
@@ -79,7 +89,7 @@ class PretokenizedDataset(Dataset):
 
     @property
     def complete(self) -> bool:
-        return len(self.index["shards"]) * self.index["shard_size"] >= self.index["num_samples"]
+        return _complete(self.index)
 
     @property
     def total(self) -> int:

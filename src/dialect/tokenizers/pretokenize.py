@@ -72,8 +72,8 @@ def encode_range(
         if batch["image"].shape[0] == 0:
             continue
         images = batch["image"].to(device)
-        for k in scales:
-            out[f"tatok_s{k}"].append(tatok.encode_ids(images, k).cpu().numpy())
+        for k, ids in zip(scales, tatok.encode_ids_all(images), strict=True):
+            out[f"tatok_s{k}"].append(ids.cpu().numpy())
         if pixelvq is not None:
             out["pixel"].append(pixelvq.encode_ids(images).cpu().numpy())
         out["text"] += batch["text"]

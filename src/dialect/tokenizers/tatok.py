@@ -142,6 +142,14 @@ class TATok(nn.Module, Pretrained):
         z = self._pre_quant(self.teacher_features(images), scale)
         return self.quantizer.anchored_ids(z, anchor, margin)
 
+    @torch.no_grad()
+    def encode_ids_all(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) in [-1, 1] -> the ids of every scale, [(B, n_0), (B, n_1), ...]: what
+        `encode_ids(images, k)` gives for each k, from ONE pass of the frozen teacher (the costly
+        part; `dialect pretokenize` stores every scale)."""
+        feats = self.teacher_features(images)
+        return [self.quantizer(self._pre_quant(feats, k))[1] for k in range(self.config.num_scales)]
+
     def stored_ids(self, ids: torch.Tensor, scale: int) -> torch.Tensor:
         """Ids stored by `dialect pretokenize`, every scale concatenated in scale order
         (B, sum_k n_k) -> the ids of `scale` (B, n_scale), a view; no encoding."""

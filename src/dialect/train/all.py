@@ -1,18 +1,24 @@
 """`dialect train all --preset NAME`: every model of the system, in dependency order, then one
 Dialect model folder.
 
-    encoder (teacher) -> tatok -> pixelvq -> ardtok -> difdtok -> lm  -> ROOT/model/{tar,ar,diffusion}
+    encoder (teacher) -> tatok -> pixelvq -> ids -> ardtok -> difdtok -> lm  -> ROOT/model/{tar,ar,diffusion}
+
+(`ids`: Dif-DTok's training scenes encoded once by the run's TA-Tok and pixel VQ, the pretokenized
+folder its preset reads; `dialect.train.recipes.ids`. AR-DTok's 500 steps gain 17 s from it and
+redrew fewer scenes, 0.304 vs 0.338 of 500, so it keeps encoding images as it trains.)
 
 Every stage runs by default (`stages` picks a subset, e.g. without `difdtok` for an AR-only
-model): on a 2-core CPU with native bf16 the whole tiny chain takes 59 min (2026-11-25: teacher
-and TA-Tok 1,500 steps, Dif-DTok 6,000, LM 3,600), so Dif-DTok, the better drawer, is no longer
+model). On a 2-core CPU with native bf16 the tiny chain's stages took, on 2026-12-07: teacher 6.0
+min, TA-Tok 3.9, pixel VQ 1.2, ids 2.4, AR-DTok 2.3, Dif-DTok 14.2-14.7 (10,000 steps), and the LM
+0.52-0.56 s per step for its 3,100, so 57.2-59.4 min in all; Dif-DTok, the better drawer, is not
 an optional extra.
 
 Each stage runs its own recipe with its preset (`configs/<stage>/<preset>.yaml`), writing
 `ROOT/<stage>/` (ROOT defaults to `runs/<preset>`) and reading the models of the stages before it
-from there. A stage whose `model/` folder already exists is skipped; an interrupted stage resumes
-from its last checkpoint (the trainer's resume). Wall-clock seconds per stage are recorded in
-`ROOT/model/timings.json` (stages skipped in this call keep the time recorded when they ran).
+from there. A stage whose `model/` folder already exists (for ids: every shard) is skipped; an
+interrupted stage resumes from its last checkpoint (the trainer's resume; ids from its last
+shard). Wall-clock seconds per stage are recorded in `ROOT/model/timings.json` (stages skipped in
+this call keep the time recorded when they ran).
 """
 
 from __future__ import annotations
@@ -25,24 +31,34 @@ from pathlib import Path
 
 from dialect.core.config import load_config
 from dialect.core.errors import DialectError
+from dialect.data.tokens import pretokenized_complete
 from dialect.train.recipes import RECIPES, preset_path
 
-STAGES = ("encoder", "tatok", "pixelvq", "ardtok", "difdtok", "lm")
+STAGES = ("encoder", "tatok", "pixelvq", "ids", "ardtok", "difdtok", "lm")
 DEFAULT_STAGES = STAGES
 SHIPPED = {"lm": "tar", "ardtok": "ar", "difdtok": "diffusion"}  # stage -> folder in the model
 
 
 def _inputs(stage: str, root: Path) -> list[str]:
-    """Overrides pointing a stage at the models of the stages it depends on."""
+    """Overrides pointing a stage at its own folder and at the outputs of the stages it reads."""
     m = lambda s: str(root / s / "model")  # noqa: E731
+    tokenizers = [f"tatok={m('tatok')}", f"pixelvq={m('pixelvq')}"]
     return {
         "encoder": [],
         "tatok": [f"teacher={m('encoder')}"],
         "pixelvq": [],
-        "ardtok": [f"tatok={m('tatok')}", f"pixelvq={m('pixelvq')}"],
-        "difdtok": [f"tatok={m('tatok')}", f"pixelvq={m('pixelvq')}"],
+        "ids": tokenizers,
+        "ardtok": tokenizers,
+        "difdtok": [*tokenizers, f"data.path={root / 'ids'}"],
         "lm": [f"tatok={m('tatok')}"],
-    }[stage]
+    }[stage] + [f"{'out_dir' if stage == 'ids' else 'train.out_dir'}={root / stage}"]
+
+
+def _done(stage: str, out: Path) -> bool:
+    """Whether a stage's output is complete (a model folder; for ids, every shard written)."""
+    if stage == "ids":
+        return pretokenized_complete(out)
+    return (out / "model" / "config.json").is_file()
 
 
 def train_all(
@@ -58,20 +74,22 @@ def train_all(
         raise DialectError(f"stages must include tatok and lm, from {', '.join(STAGES)}; got {list(stages)}")
     if not any(s in stages for s in ("ardtok", "difdtok")):
         raise DialectError("train all needs at least one de-tokenizer stage (ardtok or difdtok)")
+    if "difdtok" in stages and "ids" not in stages:
+        raise DialectError("difdtok trains on the ids stage's scenes: list ids too")
     root = Path(root or f"runs/{preset}")
     timings_file = root / "model" / "timings.json"
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     for stage in [s for s in STAGES if s in stages]:
         out = root / stage
-        if (out / "model" / "config.json").is_file():
-            log(f"[train all] {stage}: already trained at {out / 'model'}, skipping")
+        if _done(stage, out):
+            log(f"[train all] {stage}: already done at {out}, skipping")
             continue
         recipe = RECIPES[stage]
         extra = (overrides or {}).get(stage, [])
         cfg = load_config(
             recipe.config_class,
             [preset_path(stage, preset)],
-            [f"train.out_dir={out}", *_inputs(stage, root), *extra],
+            [*_inputs(stage, root), *extra],
         )
         log(f"[train all] {stage}: training -> {out}")
         t0 = time.perf_counter()

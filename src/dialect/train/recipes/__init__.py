@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from dialect.core.errors import DialectError
-from dialect.train.recipes import ardtok, autoencoder, difdtok, encoder, lm, pixelvq, tatok
+from dialect.train.recipes import ardtok, autoencoder, difdtok, encoder, ids, lm, pixelvq, tatok
 
 
 @dataclass(frozen=True)
 class Recipe:
     config_class: type
-    train: Callable[[Any], dict]
+    train: Callable[[Any], dict | None]  # a model's final metrics; None for the ids stage
 
 
 RECIPES: dict[str, Recipe] = {
@@ -27,6 +27,7 @@ RECIPES: dict[str, Recipe] = {
     "encoder": Recipe(encoder.EncoderRun, encoder.train),
     "tatok": Recipe(tatok.TATokRun, tatok.train),
     "pixelvq": Recipe(pixelvq.PixelVQRun, pixelvq.train),
+    "ids": Recipe(ids.IdsRun, ids.train),
     "ardtok": Recipe(ardtok.ARDTokRun, ardtok.train),
     "difdtok": Recipe(difdtok.DifDTokRun, difdtok.train),
     "lm": Recipe(lm.LMRun, lm.train),
