@@ -8,10 +8,12 @@ folder its preset reads; `dialect.train.recipes.ids`. AR-DTok's 500 steps gain 1
 redrew fewer scenes, 0.304 vs 0.338 of 500, so it keeps encoding images as it trains.)
 
 Every stage runs by default (`stages` picks a subset, e.g. without `difdtok` for an AR-only
-model). On a 2-core CPU with native bf16 the tiny chain's stages took, on 2026-12-07: teacher 6.0
-min, TA-Tok 3.9, pixel VQ 1.2, ids 2.4, AR-DTok 2.3, Dif-DTok 14.2-14.7 (10,000 steps), and the LM
-0.52-0.56 s per step for its 3,100, so 57.2-59.4 min in all; Dif-DTok, the better drawer, is not
-an optional extra.
+model). On a 2-core CPU with native bf16 the tiny chain measured 62.6 min on 2026-12-07 (teacher
+6.0 min, TA-Tok 3.9, pixel VQ 1.2, ids 2.4, AR-DTok 2.3, Dif-DTok 14.7 for 10,000 steps, LM 32.3
+for 3,100 steps; runs/tiny/model/timings.json), on a slow day: its LM ran at 0.625 s per step,
+where a 100-step timing earlier that day gave 0.52 and the shipped LM's run 0.51 (2026-11-25); at
+0.52 s per step the same chain sums to 57.2 min. Dif-DTok, the better drawer, is not an optional
+extra.
 
 Each stage runs its own recipe with its preset (`configs/<stage>/<preset>.yaml`), writing
 `ROOT/<stage>/` (ROOT defaults to `runs/<preset>`) and reading the models of the stages before it
