@@ -2,7 +2,7 @@
 
 Reproduce (tiny presets, CPU; each step reuses the previous one's output):
     dialect train encoder --preset tiny && dialect train tatok --preset tiny
-    dialect train pixelvq --preset tiny
+    dialect train pixelvq --preset tiny && dialect train ids --preset tiny
     dialect train ardtok --preset tiny && dialect train difdtok --preset tiny
     python experiments/detok_fidelity.py --ar runs/tiny/ardtok/model --diffusion runs/tiny/difdtok/model
 
