@@ -15,7 +15,7 @@ from dialect.data.mix import MIX_BY, MixtureDataset
 from dialect.data.sample import collate
 from dialect.data.shards import WebDatasetSamples, WebDatasetStream
 from dialect.data.sources import ImageFolderDataset, JsonlDataset
-from dialect.data.tokens import PretokenizedDataset
+from dialect.data.tokens import MAKE_FOLDER, PretokenizedDataset
 from dialect.data.transforms import CROPS, ImageTransform
 
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ def _validate(cfg: DataConfig) -> None:
         if not cfg.path:
             raise DialectError(f"data.path is required for source {cfg.source!r}")
         if cfg.source != "webdataset" and not Path(cfg.path).exists():
-            hint = {"pretokenized": " (make it with `dialect pretokenize`; the tiny presets' one with "
-                    "`dialect train ids --preset tiny`)"}.get(cfg.source, "")  # fmt: skip
+            hint = f"; {MAKE_FOLDER}" if cfg.source == "pretokenized" else ""
             raise DialectError(f"data.path does not exist: {cfg.path}{hint}")
 
 

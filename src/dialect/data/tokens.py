@@ -37,6 +37,8 @@ from dialect.core.errors import DialectError
 from dialect.data.order import WINDOW
 
 INDEX = "index.json"
+# how to make a missing folder, said wherever one is missing
+MAKE_FOLDER = "make one with `dialect pretokenize` (the tiny presets' one: `dialect train ids --preset tiny`)"
 FORMAT = 1
 PIXEL_KEY = "pixel"  # pixel-VQ ids (h, w) per sample
 TOKENIZERS = {"tatok": "TA-Tok", "pixelvq": "pixel VQ"}  # index fingerprint keys -> names
@@ -51,10 +53,7 @@ def read_index(folder: str | Path) -> dict[str, Any]:
     """The index of a pretokenized folder; a missing or foreign one is a DialectError."""
     path = Path(folder) / INDEX
     if not path.is_file():
-        raise DialectError(
-            f"{folder} is not a pretokenized folder (no {INDEX}); make one with `dialect pretokenize` "
-            "(the tiny presets' one: `dialect train ids --preset tiny`)"
-        )
+        raise DialectError(f"{folder} is not a pretokenized folder (no {INDEX}); {MAKE_FOLDER}")
     index = json.loads(path.read_text())
     if index.get("format") != FORMAT:
         raise DialectError(f"{path}: unknown pretokenized format {index.get('format')!r} (expected {FORMAT})")
