@@ -18,6 +18,9 @@ For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - 
 - same: all paths produced the same greedy tokens.
 A fourth table times each prompt's prefill alone (ours and HF) against the fp32 matmul peak of the
 run: at L = 1024 the prefill is most of the 'generate' time, so it says how far 'ours / HF' can go.
+A fifth table runs the same model under half inference (`DecoderLM.half_inference()`, compiled:
+fp16 copies of the weights for one row, bf16 for a prefill) against its own bound (half the weight
+bytes) and against `transformers` generate on the same weights in fp32 and in bf16.
 A second table (`--long`, default 1024) generates that many tokens after an 8-id prompt: decoding
 speed over a long generation, without the long prefill that dominates the first table's L = 1024
 'generate' columns. Paths run interleaved, `--repeats` times; medians are reported.
@@ -37,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig
 from dialect.lm.llama import to_llama
 from dialect.lm.transformer import CAPACITY_STEP
+from dialect.nn.linear import Linear
 
 try:
     from benchmarks.common import BandwidthProbe, matmul_peak, median_seconds, parser, report, start
@@ -95,14 +99,18 @@ def generate_hf(llama, ids: torch.Tensor, n: int) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - t0, out[:, ids.shape[1] :]
 
 
-PATHS = {  # (eager DecoderLM, its compiled twin, transformers Llama, prompt ids, n) -> (s, tokens)
-    "cached": lambda m, c, h, ids, n: decode_tail(m, ids, n, cached=True),
-    "uncached": lambda m, c, h, ids, n: decode_tail(m, ids, n, cached=False),
-    "compiled": lambda m, c, h, ids, n: decode_tail(c, ids, n, cached=True),
-    "ours": lambda m, c, h, ids, n: generate_ours(m, ids, n),
-    "ours_compiled": lambda m, c, h, ids, n: generate_ours(c, ids, n),
-    "hf": lambda m, c, h, ids, n: generate_hf(h, ids, n),
+PATHS = {  # name -> (which model it runs, (model, prompt ids, n) -> (seconds, tokens))
+    "cached": ("eager", lambda m, ids, n: decode_tail(m, ids, n, cached=True)),
+    "uncached": ("eager", lambda m, ids, n: decode_tail(m, ids, n, cached=False)),
+    "compiled": ("compiled", lambda m, ids, n: decode_tail(m, ids, n, cached=True)),
+    "half_compiled": ("half", lambda m, ids, n: decode_tail(m, ids, n, cached=True)),
+    "ours": ("eager", generate_ours),
+    "ours_compiled": ("compiled", generate_ours),
+    "ours_half": ("half", generate_ours),
+    "hf": ("hf", generate_hf),
+    "hf_bf16": ("hf_bf16", generate_hf),
 }
+FP32_PATHS = ("cached", "uncached", "compiled", "ours", "ours_compiled", "hf")  # must agree exactly
 LONG_PROMPT = 8  # --long rows: prompt ids before the L generated tokens
 
 
@@ -131,14 +139,19 @@ def prefill(model: DecoderLM, llama, ids: torch.Tensor, repeats: int) -> tuple[f
     return statistics.median(times[ours]), statistics.median(times[hf]), float(flops)
 
 
-def step_bytes(model: DecoderLM, positions: float) -> float:
+def step_bytes(model: DecoderLM, positions: float, half: bool = False) -> float:
     """Bytes one batch-1 decoding step reads: every weight but the token embedding table (of which
-    it reads one row), plus the keys and values of `positions` cached positions in every layer."""
+    it reads one row), plus the keys and values of `positions` cached positions in every layer.
+    `half`: under half inference, whose single-row products stream fp16 copies (2 bytes a weight)."""
     c = model.config
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     emb = model.tok_emb.weight
     if not c.tie_embeddings:  # a tied table is streamed whole by the output head
         weights -= (emb.shape[0] - 1) * emb.shape[1] * emb.element_size()
+    if half:
+        weights -= sum(
+            m.weight.numel() * (m.weight.element_size() - 2) for m in model.modules() if isinstance(m, Linear)
+        )
     return weights + 2 * c.depth * c.dim * emb.element_size() * positions
 
 
@@ -162,31 +175,27 @@ def weights_only(model: DecoderLM, probe: BandwidthProbe, passes: int = 200) -> 
 
 
 def measure(
-    model: DecoderLM,
-    compiled: DecoderLM,
-    llama,
-    prompt: int,
-    n: int,
-    repeats: int,
-    probe: BandwidthProbe,
-    paths=tuple(PATHS),
-) -> tuple[dict[str, float], float, bool]:
+    models: dict, prompt: int, n: int, repeats: int, probe: BandwidthProbe, paths=tuple(PATHS)
+) -> tuple[dict[str, float], float, bool, float]:
     """Tokens/s of each path in `paths` generating n tokens after `prompt` random ids, the median
-    memory read bandwidth sampled between them (bytes/s), and whether all decoded the same tokens."""
-    device = model.tok_emb.weight.device
+    memory read bandwidth sampled between them (bytes/s), whether all fp32 paths decoded the same
+    tokens, and the fraction of half inference's generated tokens equal to fp32's."""
+    device = models["eager"].tok_emb.weight.device
     g = torch.Generator().manual_seed(prompt + n)
-    ids = torch.randint(0, model.config.vocab_size, (1, prompt), generator=g).to(device)
+    ids = torch.randint(0, models["eager"].config.vocab_size, (1, prompt), generator=g).to(device)
     times: dict[str, list[float]] = {k: [] for k in paths}
     bandwidth, tokens = [], {}
     for _ in range(repeats):
         for name in paths:
             bandwidth.append(probe.sample())
-            t, tokens[name] = PATHS[name](model, compiled, llama, ids, n)
+            which, fn = PATHS[name]
+            t, tokens[name] = fn(models[which], ids, n)
             times[name].append(t)
-    first = tokens[paths[0]]
-    same = all(torch.equal(first, t.to(first)) for t in tokens.values())
+    exact = [tokens[k].to(device) for k in paths if k in FP32_PATHS]
+    same = all(torch.equal(exact[0], t) for t in exact)
+    agree = (tokens["ours_half"].to(device) == tokens["ours"].to(device)).float().mean().item()
     rates = {k: n / statistics.median(v) for k, v in times.items()}
-    return rates, statistics.median(bandwidth), same
+    return rates, statistics.median(bandwidth), same, agree
 
 
 def main() -> None:
@@ -205,9 +214,12 @@ def main() -> None:
     torch.manual_seed(0)
     model = DecoderLM(config).to(device).eval()
     llama = to_llama(model).to(device)
-    compiled = DecoderLM(config).to(device).eval()
-    compiled.load_state_dict(model.state_dict())
-    compiled.compile_decoding()
+    twins = [DecoderLM(config).to(device).eval() for _ in range(2)]
+    for twin in twins:
+        twin.load_state_dict(model.state_dict())
+    compiled, half = twins[0].compile_decoding(), twins[1].half_inference().compile_decoding()
+    llama_bf16 = to_llama(model).to(device, torch.bfloat16)
+    models = {"eager": model, "compiled": compiled, "half": half, "hf": llama, "hf_bf16": llama_bf16}
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     load = start(args)
@@ -242,7 +254,7 @@ def main() -> None:
 
     with torch.inference_mode():
         t0 = time.perf_counter()
-        measure(model, compiled, llama, 56, 8, 1, probe)  # warm-up: allocator, kernels, thread pool
+        measure(models, 56, 8, 1, probe)  # warm-up: allocator, kernels, thread pool
         compile_seconds["first warm-up"] = time.perf_counter() - t0
         products, products_bw = weights_only(model, probe)
         peak = matmul_peak()
@@ -255,39 +267,55 @@ def main() -> None:
         for length in args.lengths:
             n = min(args.steps, length // 2)
             t0 = time.perf_counter()  # compiles the step for this length's cache shape
-            measure(model, compiled, llama, length - n, 2, 1, probe)
+            measure(models, length - n, 2, 1, probe)
             compile_seconds[f"L={length}"] = time.perf_counter() - t0
-            r, bw, same = measure(model, compiled, llama, length - n, n, args.repeats, probe)
-            tail.append((length, n, r, bw, same))
+            r, bw, same, agree = measure(models, length - n, n, args.repeats, probe)
+            tail.append((length, n, r, bw, same, agree))
             print(length, {k: round(v, 1) for k, v in r.items()}, f"{bw / 1e9:.1f} GB/s", flush=True)
         long_paths = tuple(k for k in PATHS if k != "uncached")
         for n in args.long:
             t0 = time.perf_counter()
-            measure(model, compiled, llama, LONG_PROMPT, n, 1, probe, long_paths)  # compiles, warms
+            measure(models, LONG_PROMPT, n, 1, probe, long_paths)  # compiles, warms
             compile_seconds[f"{n} new"] = time.perf_counter() - t0
-            r, bw, same = measure(model, compiled, llama, LONG_PROMPT, n, args.repeats, probe, long_paths)
-            long.append((n, r, bw, same))
+            r, bw, same, agree = measure(models, LONG_PROMPT, n, args.repeats, probe, long_paths)
+            long.append((n, r, bw, same, agree))
             print(n, "new", {k: round(v, 1) for k, v in r.items()}, f"{bw / 1e9:.1f} GB/s", flush=True)
     # formatted after every sample is in: the bound uses the best bandwidth of the whole run
-    for length, n, r, bw, same in tail:
+    for length, n, r, bw, same, _ in tail:
         tail_rows.append(
             f"| {length} | {n} | {r['uncached']:.1f} | {r['cached'] / r['uncached']:.1f}x "
             + row(r, bw, length - n / 2, same)
         )
-    for n, r, bw, same in long:
+    for n, r, bw, same, _ in long:
         long_rows.append(f"| {n} | {LONG_PROMPT} " + row(r, bw, LONG_PROMPT + n / 2, same))
     prefill_rows = [
         "| L | prompt ids | GFLOP | ours prefill ms | HF prefill ms | ours GFLOP/s | ours / matmul peak "
         "| prefill share of ours generate | HF generate / (prefill at peak + compiled steps) |",
         "|---" * 9 + "|",
     ]
-    for length, n, r, _, _ in tail:
+    for length, n, r, *_ in tail:
         ours_s, hf_s, flops = prefills[length]
         ideal = flops / peak + n / r["compiled"]  # ours, were the prefill at the matmul peak
         prefill_rows.append(
             f"| {length} | {length - n} | {flops / 1e9:.2f} | {ours_s * 1e3:.1f} | {hf_s * 1e3:.1f} "
             f"| {flops / ours_s / 1e9:.0f} | {flops / ours_s / peak:.0%} | {ours_s * r['ours'] / n:.0%} "
             f"| {n / r['hf'] / ideal:.2f}x |"
+        )  # fmt: skip
+    half_rows = [
+        "| rows | half compiled tok/s | half bound tok/s | half compiled / half bound | fp32 compiled tok/s "
+        "| half / fp32 compiled | ours half generate tok/s | HF fp32 generate tok/s | HF bf16 generate tok/s "
+        "| ours half / HF fp32 | ours half / HF bf16 | half tokens = fp32 |",
+        "|---" * 12 + "|",
+    ]
+    runs = [(f"L={length}, n={n}", r, length - n / 2, agree) for length, n, r, _, _, agree in tail]
+    runs += [(f"{n} new after {LONG_PROMPT}", r, LONG_PROMPT + n / 2, agree) for n, r, _, _, agree in long]
+    for label, r, positions, agree in runs:
+        bound = probe.best / step_bytes(model, positions, half=True)
+        half_rows.append(
+            f"| {label} | {r['half_compiled']:.1f} | {bound:.0f} | {r['half_compiled'] / bound:.0%} "
+            f"| {r['compiled']:.1f} | {r['half_compiled'] / r['compiled']:.2f}x | {r['ours_half']:.1f} "
+            f"| {r['hf']:.1f} | {r['hf_bf16']:.1f} | {r['ours_half'] / r['hf']:.2f}x "
+            f"| {r['ours_half'] / r['hf_bf16']:.2f}x | {agree:.0%} |"
         )  # fmt: skip
     c = config
     linear_bytes = sum(
@@ -334,12 +362,19 @@ def main() -> None:
         f"step, cache capacities rounded up to multiples of {CAPACITY_STEP}); warm-ups before the timed "
         "runs compiled it for each new cache shape, taking (warm-up decoding of every path included) "
         + ", ".join(f"{k}: {v:.0f} s" for k, v in compile_seconds.items())
+        + ". Fifth table: half inference (`DecoderLM.half_inference()`, compiled: products on fp16 "
+        "copies of the weights for one row, bf16 for a prefill; `dialect.nn.linear`), its bound the same "
+        f"best bandwidth over the bytes a step then reads ({step_bytes(model, 0, half=True) / 1e6:.1f} MB "
+        "of weights, the fp32 KV cache), against `transformers` generate on the same weights in fp32 and "
+        "cast to bf16; 'half tokens = fp32': the share of its greedy tokens equal to fp32 decoding's "
+        "(the 'same' columns above cover the fp32 paths only)"
         + f". Median of {args.repeats} interleaved repeats after a warm-up. "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
     title = f"LM decoding: KV cache vs recompute vs transformers ({args.config}, batch 1)"
     long_table = "\n".join(long_rows) + "\n\n" if args.long else ""
-    body = "\n".join(tail_rows) + "\n\n" + long_table + ceiling + "\n" + "\n".join(prefill_rows) + "\n" + note
+    tables = [*tail_rows, "", long_table + ceiling, *prefill_rows, "", *half_rows]
+    body = "\n".join(tables) + "\n" + note
     report(title, body, args.write)
 
 

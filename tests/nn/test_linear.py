@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from dialect.nn.linear import FEW_ROWS, Linear, prepare_transposes
+from dialect.nn.linear import FEW_ROWS, Linear, prepare_transposes, set_half_inference
 
 
 def test_inference_fast_path_equals_nn_linear_and_follows_weight_updates():
@@ -76,3 +76,50 @@ def test_the_compiled_step_multiplies_through_the_blas():
             torch.testing.assert_close(got, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
     finally:
         torch.set_num_threads(before)
+
+
+def test_half_inference_multiplies_fp16_for_one_row_and_bf16_for_more():
+    """Half inference: one row runs on the fp16 copy, more rows (a prefill) on the bf16 copy; the
+    output stays in the input's dtype, within half-precision rounding of nn.Linear; training and
+    the state dict are untouched, and the copies follow weight updates."""
+    torch.manual_seed(0)
+    layer = Linear(64, 96)
+    set_half_inference(layer)
+    for rows, dtype, tol in [(1, torch.float16, 2e-3), (5, torch.bfloat16, 2e-2), (40, torch.bfloat16, 2e-2)]:
+        x = torch.randn(rows, 64)
+        with torch.inference_mode(), torch.profiler.profile() as prof:
+            got = layer(x)
+        ref = F.linear(x, layer.weight, layer.bias)
+        assert got.dtype == torch.float32 and layer._wt is None  # no fp32 slabs under half inference
+        assert (got - ref).norm() / ref.norm() < tol
+        # the product ran in the expected half dtype: its rounding matches that dtype's copy exactly
+        want = F.linear(x.to(dtype), layer.weight.detach().to(dtype)).float() + layer.bias
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        assert any(e.key in ("aten::linear", "aten::mm", "aten::addmm") for e in prof.key_averages())
+    # training: nn.Linear's differentiable fp32 path; the copies are dropped
+    out = layer(torch.randn(2, 64))
+    assert out.requires_grad and layer._halves == {}
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    with torch.no_grad():
+        layer.weight.mul_(2)
+        x = torch.randn(1, 64)
+        ref = F.linear(x, layer.weight, layer.bias)
+        assert (layer(x) - ref).norm() / ref.norm() < 2e-3
+    set_half_inference(layer, False)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), ref, rtol=1e-5, atol=1e-6)
+    assert layer._halves == {}
+
+
+def test_half_inference_in_a_compiled_step_uses_the_prepared_copies():
+    torch.manual_seed(0)
+    layer = Linear(64, 96, bias=False)
+    set_half_inference(layer)
+    prepare_transposes(layer)
+    assert set(layer._halves) == {torch.float16, torch.bfloat16} and layer._wt is None
+    step = torch.compile(layer, fullgraph=True, dynamic=False)
+    for rows in (1, 3):
+        x = torch.randn(rows, 64)
+        with torch.inference_mode():
+            eager, compiled = layer(x), step(x)
+        torch.testing.assert_close(compiled, eager, rtol=1e-2, atol=1e-3)

@@ -35,7 +35,7 @@ from torch import nn
 from dialect.core.pretrained import Pretrained
 from dialect.lm.decoding import Decoding, select_rows
 from dialect.nn.blocks import KVCache, Stack, StaticKVCache, init_transformer_weights
-from dialect.nn.linear import Linear, prepare_transposes
+from dialect.nn.linear import Linear, prepare_transposes, set_half_inference
 from dialect.nn.rope import rope_1d
 
 CAPACITY_STEP = 128  # compiled decoding: cache capacities are multiples of this (see new_caches)
@@ -98,6 +98,15 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             return self
         kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
         self._step = torch.compile(self._decode_step, **kwargs)
+        return self
+
+    def half_inference(self, enabled: bool = True) -> DecoderLM:
+        """Inference products on half-precision copies of the weights (CPU, fp32 model, no
+        gradients, no autocast): fp16 for one row, bf16 for more (`dialect.nn.linear`). A batch-1
+        step streams half the bytes and a prefill runs on the bf16 matmul kernel; logits move by
+        about the rounding of bf16 activations, the precision these models train in under autocast.
+        Applies to eager and compiled decoding alike. Off by default."""
+        set_half_inference(self, enabled)
         return self
 
     def _decode_step(
