@@ -57,6 +57,7 @@ from dialect.core.pretrained import Pretrained
 from dialect.data.tokens import PIXEL_KEY, ids_key
 from dialect.detok.condition import TATokCondition, resolve_generator
 from dialect.nn.blocks import Block, RMSNorm, init_transformer_weights
+from dialect.nn.compile import CompilableLayer
 from dialect.nn.rope import rope_2d
 from dialect.tokenizers.pixelvq import PixelVQ, PixelVQConfig
 from dialect.tokenizers.tatok import TATok, TATokConfig
@@ -160,9 +161,10 @@ def euler_sample(
     return x
 
 
-class AdaLNBlock(nn.Module):
+class AdaLNBlock(CompilableLayer):
     """The shared pre-norm `Block` with DiT's adaLN-zero modulation from a conditioning vector c:
-    x + gate_a * attn(norm1(x) * (1 + scale_a) + shift_a), then the same for the MLP branch."""
+    x + gate_a * attn(norm1(x) * (1 + scale_a) + shift_a), then the same for the MLP branch.
+    `train.compile` runs it compiled (`dialect.nn.compile`)."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -173,6 +175,11 @@ class AdaLNBlock(nn.Module):
         self, x: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:
         """x (B, T, dim), c (B, dim) -> (B, T, dim)."""
+        return self.forward_fn()(x, c, rope)
+
+    def _forward(
+        self, x: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         b = self.block
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulation(F.silu(c))[:, None].chunk(
             6, dim=-1

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
+from dialect.nn.compile import CompilableLayer
 from dialect.nn.linear import Linear
 from dialect.nn.rope import apply_rope
 
@@ -200,12 +201,13 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(B, T, -1))  # (B, T, dim)
 
 
-class Block(nn.Module):
+class Block(CompilableLayer):
     """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x)).
 
     `checkpointing = True` (set by the trainer's `train.activation_checkpointing`) keeps only the
     block's input for backward and recomputes its inside then: activation memory per block drops
-    from every intermediate to one (B, T, dim) tensor, for one extra forward in backward."""
+    from every intermediate to one (B, T, dim) tensor, for one extra forward in backward.
+    `train.compile` runs its full-sequence forward compiled (`dialect.nn.compile`)."""
 
     checkpointing = False
 
@@ -218,9 +220,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
         recompute = self.checkpointing and self.training and torch.is_grad_enabled()
+        forward = self.forward_fn(attn_kwargs.get("cache"))
         if recompute and attn_kwargs.get("cache") is None:
-            return checkpoint(self._forward, x, use_reentrant=False, **attn_kwargs)
-        return self._forward(x, **attn_kwargs)
+            return checkpoint(forward, x, use_reentrant=False, **attn_kwargs)
+        return forward(x, **attn_kwargs)
 
     def _forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), **attn_kwargs)

@@ -22,6 +22,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CUDA and on CPUs with native bf16)
     device: str = "auto"  # auto | cpu | cuda
     activation_checkpointing: bool = False  # recompute each trainable transformer layer in backward
+    compile: bool = False  # torch.compile each transformer layer (dialect.nn.compile; CPU: a C++ compiler)
     parallel: str = "ddp"  # under torchrun: ddp (replicated weights) | fsdp (sharded; see train/fsdp.py)
     seed: int = 0  # model init, data order and every random draw of the run
     num_workers: int = 0  # DataLoader worker processes

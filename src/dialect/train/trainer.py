@@ -38,6 +38,7 @@ from dialect.core.images import save_grid
 from dialect.data.build import build_loader
 from dialect.data.sample import SkipCounter, collate
 from dialect.nn.blocks import enable_checkpointing
+from dialect.nn.compile import compile_layers, cpp_compiler
 from dialect.train import distributed as D
 from dialect.train import fsdp as F
 from dialect.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -100,6 +101,7 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         if cfg.activation_checkpointing and not enable_checkpointing(self.model):
             raise DialectError("train.activation_checkpointing: the model has no trainable transformer layer")
+        self.compiled_layers = self._compile_layers() if cfg.compile else 0
         wrapped = _Losses(self.model)
         if self.fsdp:
             F.shard(wrapped)  # in place: parameters become shards, before the optimizer sees them
@@ -117,6 +119,17 @@ class Trainer:
                 f"train.batch_size={cfg.batch_size} must be divisible by the {self.dist.world_size} ranks"
             )
         self.local_batch = cfg.batch_size // self.dist.world_size
+
+    def _compile_layers(self) -> int:
+        """`train.compile`: compile the model's transformer layers (`dialect.nn.compile`); on a CPU
+        without a C++ compiler, say so and train eagerly. Returns how many layers were compiled."""
+        if self.device.type == "cpu" and cpp_compiler() is None:
+            self._log_line("train.compile: no C++ compiler (c++, g++, clang++ or $CXX); training eagerly")
+            return 0
+        n = compile_layers(self.model)
+        if n == 0:
+            raise DialectError("train.compile: the model has no compilable transformer layer")
+        return n
 
     # ---------------------------------------------------------------- state
     @property
