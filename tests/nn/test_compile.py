@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dialect.nn.blocks import Block, Stack
-from dialect.nn.compile import compile_layers, cpp_compiler, uncompile_layers
+from dialect.nn.compile import CompilableLayer, compile_layers, cpp_compiler, uncompile_layers
 from dialect.train import TrainConfig, Trainer
 from dialect.train.checkpoint import seed_everything
 
@@ -59,7 +59,7 @@ def test_cached_calls_and_copies_run_eagerly():
 
 
 @needs_compiler
-def test_trainer_compiles_the_layers_and_the_loss_falls(tmp_path):
+def test_trainer_compiles_the_layers_and_the_loss_falls(tmp_path, monkeypatch):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from dialect.unified import ShapeWorldTasks
     from dialect.unified.tasks import TaskConfig
@@ -73,14 +73,25 @@ def test_trainer_compiles_the_layers_and_the_loss_falls(tmp_path):
         out_dir=str(tmp_path), steps=12, batch_size=8, lr=3e-3, warmup_steps=2, log_every=1,
         ckpt_every=100, progress=False, precision="fp32", device="cpu", compile=True,
     )  # fmt: skip
+    calls = []  # (layer, ran compiled) for every layer call of the run
+    plain = CompilableLayer.forward_fn
+
+    def spy(self, cache=None):
+        fn = plain(self, cache)
+        calls.append((self, fn != self._forward))
+        return fn
+
+    monkeypatch.setattr(CompilableLayer, "forward_fn", spy)
     trainer = Trainer(model, data, cfg)
     try:
         trainer.fit()
-        layers = [m for m in model.modules() if isinstance(m, Block)]
-        assert trainer.compiled_layers == len(layers) > 0
-        assert all(b.forward_fn() != b._forward for b in layers)
     finally:
         uncompile_layers(model)
+    layers = [m for m in model.modules() if isinstance(m, Block)]
+    assert trainer.compiled_layers == len(layers) > 0
+    trained = {id(layer) for layer, compiled in calls if compiled}
+    assert {id(b) for b in model.lm.stack.blocks} <= trained  # the LM's layers trained compiled
+    assert all(b.forward_fn() == b._forward for b in layers)  # and run eagerly after the run
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     losses = [json.loads(line)["loss"] for line in lines]
     assert losses[-1] < losses[0] - 0.5, losses

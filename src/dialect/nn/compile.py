@@ -54,16 +54,29 @@ class CompilableLayer(nn.Module):
         return functools.partial(cls._compiled, self)
 
 
+RECOMPILE_LIMIT = 64  # graphs per compiled function; torch's default of 8 is too few here
+
+
 def compile_layers(model: nn.Module) -> int:
     """Run every `CompilableLayer` in `model` through its compiled forward from now on (see the
-    module docstring); returns how many there are."""
+    module docstring); returns how many there are.
+
+    One class's compiled forward serves every kind of call of every model in the process: the
+    Tar LM's layers (RoPE, gradients, two attention kernels by length) beside its frozen TA-Tok's
+    (no RoPE, no gradients), and a batch of one specialises too. That passes torch's default of 8
+    graphs per function, after which dynamo silently runs eagerly, so the limit is raised to
+    `RECOMPILE_LIMIT` (a process-wide dynamo setting, only ever raised here)."""
     layers = [m for m in model.modules() if isinstance(m, CompilableLayer)]
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
     _ENABLED.update(layers)
     return len(layers)
 
 
 def uncompile_layers(model: nn.Module) -> None:
-    """Back to the eager forward for every layer of `model`."""
+    """Back to the eager forward for every layer of `model`. The compiled graphs stay cached
+    (`torch._dynamo.reset()` drops them: the trainer does after a compiled run, so the stages of
+    `dialect train all`, one process, each start with their own)."""
     for m in model.modules():
         _ENABLED.discard(m)
 

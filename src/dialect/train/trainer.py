@@ -38,7 +38,7 @@ from dialect.core.images import save_grid
 from dialect.data.build import build_loader
 from dialect.data.sample import SkipCounter, collate
 from dialect.nn.blocks import enable_checkpointing
-from dialect.nn.compile import compile_layers, cpp_compiler
+from dialect.nn.compile import compile_layers, cpp_compiler, uncompile_layers
 from dialect.train import distributed as D
 from dialect.train import fsdp as F
 from dialect.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -288,6 +288,9 @@ class Trainer:
         bar.close()
         self._write_samples(sample_batch)
         self._export()
+        if self.compiled_layers:  # the next run in this process (train all) compiles its own
+            uncompile_layers(self.model)
+            torch._dynamo.reset()
         if len(self.skips):
             self._log_line(f"in all, {self.skips.summary()}")
         return last
