@@ -10,7 +10,7 @@ of the tiny models, eager over compiled: Tar LM 1.15x (0.452 -> 0.392 s, its fro
 layers included), TA-Tok 1.14x, Dif-DTok 1.13x, AR-DTok 1.08x, teacher 1.05x. Shapes are
 dynamic (sequence lengths vary per batch), so a layer compiles once per
 kind of call (grad on or off, with or without RoPE, attention on either side of the math-kernel
-length), not per length: about 10-30 s once per run.
+length), not per length: 1-14 s per model here (`bench_compile.py`'s first steps).
 
 Only calls without a KV cache take the compiled path; decoding stays eager (`DecoderLM` has its
 own compiled step, `compile_decoding`). The compiled function is the class's, shared by all its
