@@ -23,6 +23,11 @@ Straight-through gradient: the paper's `z + (z_q - z).detach()`, written as
 `z_q.detach() + (z - z.detach())`: the same gradient (identity to z, none to the codebook through
 z_q), and the value is z_q bit-exactly, so in eval mode `z_q == quantizer.lookup(ids)`.
 
+Speed: the deterministic cosine argmax (inference, and training without stochastic codes) scores
+the codes in bf16 where bf16 matmuls are fast and rescores a shortlist in fp32, certified to give
+the fp32 search's ids (`dialect.quant.search`; 2.8x faster on TA-Tok's finest tokens here); set
+`VectorQuantizer.bf16_search = False` for the plain fp32 search.
+
 Memory: similarities are computed in blocks of `chunk_size` vectors against all K codes (a block
 holds chunk_size x K fp32 values: 128 MiB at the default 512 and K = 65,536); each row's argmax
 sees the full codebook, so the result equals the unchunked one.
@@ -46,9 +51,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dialect.core.errors import DialectError
+from dialect.core.hardware import fast_bf16
 from dialect.core.pretrained import Pretrained
 from dialect.quant.codebooks import Codebook, LearnedCodebook, TextAlignedCodebook
 from dialect.quant.embeddings import RULES
+from dialect.quant.search import SHORTLIST, certified_argmax
 from dialect.quant.usage import all_gather, all_reduce_sum, check_ids, code_histogram, world_size
 
 METRICS = ("cosine", "euclidean")
@@ -116,6 +123,7 @@ class VectorQuantizer(nn.Module, Pretrained):
     """
 
     config_class = VQConfig
+    bf16_search = True  # False: the deterministic argmax always runs the plain fp32 search
 
     def __init__(self, config: VQConfig) -> None:
         super().__init__()
@@ -125,7 +133,7 @@ class VectorQuantizer(nn.Module, Pretrained):
         if config.restart_dead_codes:
             # training forward calls since each code was last chosen, summed over ranks
             self.register_buffer("unused_steps", torch.zeros(config.num_codes, dtype=torch.long))
-        self._codes_t: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._codes_t: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}  # dtype -> (codes, codes^T)
         self._checked = False  # codebook.check_trainable() passed (checked at the first training call)
 
     @property
@@ -157,7 +165,7 @@ class VectorQuantizer(nn.Module, Pretrained):
                 self._restart_dead(x.detach())
             codes = self.codebook.codes()  # (K, D) fp32
             sample = self.training and cfg.stochastic
-            ids, pull_ids = self._search(x.detach(), self._transposed(codes), sample, generator)  # (N,)
+            ids, pull_ids = self._search(x.detach(), codes, sample, generator)  # (N,)
             q = codes.index_select(0, ids)  # (N, D), carries the codebook's gradient
             pulled = q if pull_ids is ids else codes.index_select(0, pull_ids)
             if track:
@@ -216,28 +224,38 @@ class VectorQuantizer(nn.Module, Pretrained):
         """Source words of code ids (text codebook only), nested like `ids`."""
         return self.codebook.words(ids)
 
-    def _transposed(self, codes: torch.Tensor) -> torch.Tensor:
-        """(D, K) contiguous detached copy of the codes (a faster matmul operand), kept while the
-        codebook returns the same cached tensor."""
-        if self._codes_t is not None and self._codes_t[0] is codes:
-            return self._codes_t[1]
-        codes_t = codes.detach().t().contiguous()
-        self._codes_t = None if codes.requires_grad else (codes, codes_t)
+    def _transposed(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(D, K) contiguous detached copy of the codes in `dtype` (a faster matmul operand), kept
+        while the codebook returns the same cached tensor."""
+        cached = self._codes_t.get(dtype)
+        if cached is not None and cached[0] is codes:
+            return cached[1]
+        codes_t = codes.detach().t().to(dtype).contiguous()
+        if codes.requires_grad:
+            self._codes_t.pop(dtype, None)
+        else:
+            self._codes_t[dtype] = (codes, codes_t)
         return codes_t
 
     def _search(
-        self, x: torch.Tensor, codes_t: torch.Tensor, sample: bool, generator: torch.Generator | None
+        self, x: torch.Tensor, codes: torch.Tensor, sample: bool, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (N, D), codes_t (D, K), fp32 -> (ids (N,), the ids the VQ losses pull (N,)): ids are
+        """x (N, D), codes (K, D), fp32 -> (ids (N,), the ids the VQ losses pull (N,)): ids are
         the argmax, or a sample, of the similarity; the pulled ids are `ids` itself unless sampled
         codes pull the nearest (`pull="nearest"`), then the argmax, computed only then.
 
         Similarity: cosine for the cosine metric (x and codes are unit vectors); for euclidean,
         2 x.c - |c|^2 = |x|^2 - |x - c|^2, i.e. minus the squared distance up to a per-row constant,
-        which neither the argmax nor the softmax sees.
+        which neither the argmax nor the softmax sees. A cosine argmax alone may take the
+        certified bf16 shortlist (`_shortlisted`).
         """
         n = x.shape[0]
         step = self.config.chunk_size or max(n, 1)
+        if not sample and self._shortlisted(x):
+            codes_t16 = self._transposed(codes, torch.bfloat16)
+            ids = torch.cat([certified_argmax(x[s : s + step], codes, codes_t16)[0] for s in range(0, n, step)])
+            return ids, ids
+        codes_t = self._transposed(codes)
         bias = self._bias(codes_t)
         ids = torch.empty(n, dtype=torch.long, device=x.device)
         nearest = sample and self.config.pull == "nearest"
@@ -250,6 +268,17 @@ class VectorQuantizer(nn.Module, Pretrained):
             if not sample or nearest:
                 best[s : s + step] = sim.argmax(dim=-1)
         return ids, best
+
+    def _shortlisted(self, x: torch.Tensor) -> bool:
+        """Whether the argmax of x (N, D) takes the bf16 shortlist: cosine metric, fast bf16 on
+        x's device and a codebook much larger than the shortlist (here it is faster from 4 rows
+        on: 1.4x at 4, 2.7x at 256, 2.2x at 4,096 in chunks of 512)."""
+        return (
+            self.bf16_search
+            and self.config.metric == "cosine"
+            and self.num_codes >= 16 * SHORTLIST
+            and fast_bf16(x.device)
+        )
 
     def _bias(self, codes_t: torch.Tensor) -> torch.Tensor | None:
         """The per-code term of the euclidean similarity, -|c|^2 (K,); None for cosine."""

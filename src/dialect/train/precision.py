@@ -5,7 +5,8 @@ AMX). On a CPU without it PyTorch emulates bf16 and is far slower than fp32: mea
 project's 2-core AMD EPYC dev machine (AVX2 only), a 4-layer width-256 transformer training step
 took 17.7 s under bf16 autocast vs 0.86 s in fp32, and the conv autoencoder 22.2 s vs 1.03 s
 (`benchmarks/bench_precision.py`, results in BENCHMARKS.md; it re-measures on any machine).
-Quantizers run their lookups in fp32 regardless.
+Quantizers run their lookups in fp32 regardless (a bf16 shortlist may speed the argmax, certified
+to pick what fp32 picks: `dialect.quant.search`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import contextlib
 import torch
 
 from dialect.core.errors import DialectError
+from dialect.core.hardware import cpu_has_native_bf16
 
-
-def cpu_has_native_bf16() -> bool:
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+__all__ = ["autocast", "cpu_has_native_bf16", "resolve_precision"]
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
