@@ -5,7 +5,10 @@ Quantizer: N vectors of width D against K codes, inference (eval mode, no gradie
 metrics: cosine (TA-Tok's choice: unit vectors, argmax of x.c) and euclidean (LlamaGen-style, the
 `vector-quantize-pytorch` default). The plain baseline is the one-line `(x @ C.T).argmax(-1)`
 (euclidean: `(2 x @ C.T - |c|^2).argmax(-1)`), which any quantizer must at least match. All three
-must pick the same ids. `vector-quantize-pytorch` is installed for this benchmark only
+must pick the same ids. Ours takes the certified bf16 shortlist for the cosine argmax where bf16
+matmuls are fast (`dialect.quant.search`); the row "ours, fp32 search" turns it off
+(`VectorQuantizer.bf16_search = False`), as does the TA-Tok row marked so.
+`vector-quantize-pytorch` is installed for this benchmark only
 (`pip install torch==2.13.0 vector-quantize-pytorch`); without it that column is skipped.
 
 Images: the shipped default model's TA-Tok (frozen teacher ViT + pooling + quantizer) at each scale
@@ -30,6 +33,19 @@ except ImportError:  # run as a script from the repo root
     from common import median_seconds, parser, report, start
 
 
+def fp32_search(fn):
+    """fn, run with the quantizer's bf16 shortlist turned off (the plain fp32 search)."""
+
+    def run():
+        VectorQuantizer.bf16_search = False
+        try:
+            return fn()
+        finally:
+            VectorQuantizer.bf16_search = True
+
+    return run
+
+
 def quantizer_rows(k: int, d: int, n: int, repeats: int) -> list[str]:
     try:
         from vector_quantize_pytorch import VectorQuantize
@@ -43,6 +59,7 @@ def quantizer_rows(k: int, d: int, n: int, repeats: int) -> list[str]:
         codes = ours.codebook.codes().detach()  # (K, D), unit rows for cosine
         paths = {"ours": lambda q=ours: q(x)[1]}
         if metric == "cosine":
+            paths["ours, fp32 search"] = fp32_search(lambda q=ours: q(x)[1])
             paths["matmul + argmax"] = lambda c=codes: (F.normalize(x, dim=-1) @ c.T).argmax(-1)
         else:
             paths["matmul + argmax"] = lambda c=codes: (2 * x @ c.T - (c * c).sum(-1)).argmax(-1)
@@ -80,6 +97,10 @@ def image_rows(batch_sizes: list[int], repeats: int) -> list[str]:
                 rows.append(
                     f"| TA-Tok scale {scale} ({n} tokens) | {b} | {b / secs:.1f} | {secs / b * 1e3:.2f} |"
                 )
+            secs = median_seconds(fp32_search(lambda x=x: tatok.encode_ids(x, 0)), repeats)
+            n = tatok.scale_side(0) ** 2
+            name = f"TA-Tok scale 0 ({n} tokens), fp32 search"
+            rows.append(f"| {name} | {b} | {b / secs:.1f} | {secs / b * 1e3:.2f} |")
             secs = median_seconds(lambda x=x: pixelvq.encode_ids(x), repeats)
             side = size // pixelvq.config.downsample
             rows.append(f"| pixel VQ ({side}x{side} ids) | {b} | {b / secs:.1f} | {secs / b * 1e3:.2f} |")

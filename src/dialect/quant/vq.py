@@ -253,7 +253,8 @@ class VectorQuantizer(nn.Module, Pretrained):
         step = self.config.chunk_size or max(n, 1)
         if not sample and self._shortlisted(x):
             codes_t16 = self._transposed(codes, torch.bfloat16)
-            ids = torch.cat([certified_argmax(x[s : s + step], codes, codes_t16)[0] for s in range(0, n, step)])
+            chunks = [certified_argmax(x[s : s + step], codes, codes_t16)[0] for s in range(0, n, step)]
+            ids = torch.cat(chunks)
             return ids, ids
         codes_t = self._transposed(codes)
         bias = self._bias(codes_t)

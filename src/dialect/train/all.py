@@ -8,12 +8,12 @@ folder its preset reads; `dialect.train.recipes.ids`. AR-DTok's 500 steps gain 1
 redrew fewer scenes, 0.304 vs 0.338 of 500, so it keeps encoding images as it trains.)
 
 Every stage runs by default (`stages` picks a subset, e.g. without `difdtok` for an AR-only
-model). On a 2-core CPU with native bf16 the tiny chain measured 62.6 min on 2026-12-07 (teacher
-6.0 min, TA-Tok 3.9, pixel VQ 1.2, ids 2.4, AR-DTok 2.3, Dif-DTok 14.7 for 10,000 steps, LM 32.3
-for 3,100 steps; runs/tiny/model/timings.json), on a slow day: its LM ran at 0.625 s per step,
-where a 100-step timing earlier that day gave 0.52 and the shipped LM's run 0.51 (2026-11-25); at
-0.52 s per step the same chain sums to 57.2 min. Dif-DTok, the better drawer, is not an optional
-extra.
+model). On a 2-core CPU with native bf16 the tiny chain measured 56.8 min on 2026-12-07 with
+compiled layers (runs/s17/model/timings.json: teacher 5.7 min, TA-Tok 3.6, pixel VQ 1.2, ids 2.7,
+AR-DTok 2.1, Dif-DTok 10.4 for 10,000 steps, LM 31.1 for 3,400 steps). With the quantizer's
+bf16 shortlist the same day, ids took 2.2 min, AR-DTok 2.1 and the LM 0.492 s per step instead of
+0.548 (runs/s18), so the preset's 3,900 LM steps sum to about 57.2 min. Dif-DTok, the better
+drawer, is not an optional extra.
 
 Each stage runs its own recipe with its preset (`configs/<stage>/<preset>.yaml`), writing
 `ROOT/<stage>/` (ROOT defaults to `runs/<preset>`) and reading the models of the stages before it
