@@ -37,11 +37,11 @@ def fp32_search(fn):
     """fn, run with the quantizer's bf16 shortlist turned off (the plain fp32 search)."""
 
     def run():
-        VectorQuantizer.bf16_search = False
+        before, VectorQuantizer.bf16_search = VectorQuantizer.bf16_search, False
         try:
             return fn()
         finally:
-            VectorQuantizer.bf16_search = True
+            VectorQuantizer.bf16_search = before
 
     return run
 

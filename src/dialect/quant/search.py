@@ -49,8 +49,10 @@ def certified_argmax(
     exact = torch.einsum("nd,nkd->nk", x, codes[cand])  # (N, k) fp32
     best, pos = exact.max(dim=-1)
     ids = cand.gather(1, pos[:, None]).squeeze(1)
+    if k == codes.shape[0]:  # every code was rescored: nothing to certify
+        return ids, 0
     outside_max = cand_scores[:, -1].float() + BF16_SCORE_ERROR  # no code outside scores above it
     unsure = (best <= outside_max).nonzero().squeeze(1)
-    if k < codes.shape[0] and unsure.numel():
+    if unsure.numel():
         ids[unsure] = (x[unsure] @ codes.t()).argmax(dim=-1)
-    return ids, int(unsure.numel()) if k < codes.shape[0] else 0
+    return ids, int(unsure.numel())

@@ -16,7 +16,7 @@ import contextlib
 import torch
 
 from dialect.core.errors import DialectError
-from dialect.core.hardware import cpu_has_native_bf16
+from dialect.core.hardware import cpu_has_native_bf16, fast_bf16
 
 __all__ = ["autocast", "cpu_has_native_bf16", "resolve_precision"]
 
@@ -27,9 +27,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise DialectError(f"precision must be auto, fp32 or bf16, got '{precision}'")
     if precision != "auto":
         return precision
-    if device.type == "cuda":
-        return "bf16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "bf16" if fast_bf16(device) else "fp32"
 
 
 def autocast(precision: str, device: torch.device):
