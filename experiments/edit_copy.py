@@ -29,7 +29,7 @@ import torch
 from dialect.core.images import to_tensor, to_uint8
 from dialect.eval.generation import EDIT_SEED, edit_items
 from dialect.unified.pipeline import Dialect
-from dialect.unified.tasks import REQUESTS, edit_prompt
+from dialect.unified.tasks import REQUESTS, image_prompt
 from dialect.world import WorldConfig, render
 from dialect.world.grade import parse_image, recovery, scene_equal
 
@@ -51,7 +51,7 @@ def diagnose(d: Dialect, n: int) -> None:
     tgt_codes = tar.encode_images(tgt, 0).cpu()
     spans = tar.image_spans(src)
     last = tar.config.image_last
-    turns = [edit_prompt(s, e["instruction"], last) for s, (_, e) in zip(spans, items, strict=True)]
+    turns = [image_prompt(s, e["instruction"], last) for s, (_, e) in zip(spans, items, strict=True)]
     convs = [[("user", t)] for t in turns]
     gen = torch.Generator().manual_seed(EDIT_SEED)
     out = tar.generate_codes(convs, 0, d.image_sampling(None, None, None), gen).cpu()
@@ -69,7 +69,7 @@ def diagnose(d: Dialect, n: int) -> None:
             f"{(src_codes == anchored).float().mean():.3f})"
         )
     # can the LM copy at all? the same sources, asked to redraw them (the i2i task)
-    redraw = [[("user", edit_prompt(s, REQUESTS["redraw"][0], last))] for s in spans]
+    redraw = [[("user", image_prompt(s, REQUESTS["redraw"][0], last))] for s in spans]
     copy = tar.generate_codes(redraw, 0, d.image_sampling(None, None, None), gen).cpu()
     copied = [parse_image(im, world) for im in to_uint8(d.decode(copy, 0, "diffusion", 0))]
     copied_right = sum(scene_equal(p, ex["scene"]) for (ex, _), p in zip(items, copied, strict=True))

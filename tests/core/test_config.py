@@ -17,6 +17,7 @@ class Outer:
     inner: Inner = field(default_factory=Inner)
     lr: float = 1e-3
     tag: str = "x"
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 def test_defaults_yaml_then_overrides(tmp_path):
@@ -26,6 +27,19 @@ def test_defaults_yaml_then_overrides(tmp_path):
     assert cfg == Outer(inner=Inner(width=32), lr=0.5, tag="y")
     assert isinstance(cfg.inner, Inner)
     assert load_config(Outer, f) == load_config(Outer, str(f)) == load_config(Outer, [f])  # one path
+
+
+def test_a_whole_mapping_override_replaces_a_mapping_field(tmp_path):
+    """`weights={b: 1}` means these weights: merged key by key, the YAML's `a` would silently stay
+    (it did: 'VQA-only' runs of 2026-12-07 trained every task)."""
+    f = tmp_path / "c.yaml"
+    f.write_text("weights: {a: 1.0, b: 2.0}\n")
+    assert load_config(Outer, f, ["weights={b: 3.0}"]).weights == {"b": 3.0}
+    assert load_config(Outer, f, ["weights.b=3.0"]).weights == {"a": 1.0, "b": 3.0}  # one entry
+    # a dataclass node still merges field by field
+    assert load_config(Outer, f, ["inner={width: 4}"]).inner == Inner(width=4, names=["a"])
+    with pytest.raises(DialectError, match="weights"):
+        load_config(Outer, f, ["weights={b: abc}"])
 
 
 def test_unknown_override_key_is_one_clear_error():

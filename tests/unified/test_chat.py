@@ -29,6 +29,8 @@ def test_turns_put_the_image_first_and_earlier_answers_as_assistant_turns(d, ima
     assert isinstance(turns[0][1][0], ImageSpan) and turns[0][1][1] == "what is it?"
     assert turns[1][1] == ["a ball"] and turns[-1][1] == ["how many?"]
     assert chat_turns(span, [], "hi?") == [("user", [span, "hi?"])]  # what `ask` sends
+    first = chat_turns(span, [("what is it?", "a ball")], "how many?", question_first=True)
+    assert first[0] == ("user", ["what is it?", span]) and first[2] == ("user", ["how many?"])
 
 
 def test_first_turn_is_ask_and_history_reaches_the_model(d, image, monkeypatch):

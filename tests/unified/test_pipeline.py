@@ -231,3 +231,23 @@ def test_edit_builds_its_prompt_in_the_order_the_lm_was_trained_on(folder, image
     ((role, content),) = seen[0]
     kinds = [type(part) for part in content]
     assert role == "user" and kinds == ([str, ImageSpan] if image_last else [ImageSpan, str])
+
+
+@pytest.mark.parametrize("question_first", [False, True])
+def test_ask_builds_its_prompt_in_the_order_the_lm_was_trained_on(folder, question_first, monkeypatch):
+    """`TarConfig.question_first` decides [image, question] vs [question, image] in `ask` (and so
+    in `caption` and a chat's first turn), as in training (`unified.tasks.conversation`)."""
+    from dialect.unified.chat import chat
+    from dialect.unified.template import ImageSpan
+
+    d = Dialect.from_pretrained(folder)
+    monkeypatch.setattr(d.tar.config, "question_first", question_first)
+    seen = []
+    monkeypatch.setattr(d.tar, "generate_text", lambda convs, n: seen.extend(convs) or ["red"] * len(convs))
+    image = make_example(1, 0, WORLD)["image"]
+    assert d.ask(image, "what color is the circle?") == ["red"]
+    assert chat(d, image, [], "what color is the circle?") == "red"
+    want = [str, ImageSpan] if question_first else [ImageSpan, str]
+    for conv in seen:
+        ((role, content),) = conv
+        assert role == "user" and [type(part) for part in content] == want

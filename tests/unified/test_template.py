@@ -71,3 +71,20 @@ def test_image_last_puts_the_output_image_at_a_fixed_offset_from_the_input(image
         first_in, first_out = [i for i, t in enumerate(ids) if t == start]
         offsets.add(first_out - first_in)
     assert (len(offsets) == 1) == image_last
+
+
+@pytest.mark.parametrize("question_first", [False, True])
+def test_question_first_puts_the_request_before_the_image_of_the_first_turn_only(question_first):
+    """`TarConfig.question_first`: a caption / VQA sample's first user turn is [request, image];
+    later turns are text alone either way, and edits keep their own order (`image_last`)."""
+    from dialect.unified.tasks import conversation
+
+    src = ImageSpan(torch.tensor([3, 1, 4, 1]), scale=1)
+    meta = {"task": "vqa", "user": "what color is it?", "answer": "red", "turns": [("how many?", "1")]}
+    turns = conversation(meta, src, None, question_first=question_first)
+    assert turns[0] == ("user", ["what color is it?", src] if question_first else [src, "what color is it?"])
+    assert turns[1:] == [("assistant", ["red"]), ("user", ["how many?"]), ("assistant", ["1"])]
+    edit = {"task": "ti2i", "user": "make it red.", "answer": ""}
+    assert conversation(edit, src, src, question_first=question_first)[0][1] == [src, "make it red."]
+    ids, mask = encode_conversation(vocab(), turns)
+    assert len(ids) == len(mask) and sum(mask) > 0

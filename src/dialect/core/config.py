@@ -3,7 +3,9 @@
 Every model and run has one config dataclass. `load_config` merges, in order: the dataclass
 defaults, a preset/YAML file, then command-line overrides such as `train.lr=1e-3`. Unknown keys,
 wrong types and malformed YAML raise :class:`DialectError` with one readable line, so a typo is
-never silently ignored.
+never silently ignored. An override that gives a free-form mapping field a whole mapping
+(`model.tasks.weights={vqa: 1.0}`) replaces it: merged key by key, the preset's other entries would
+silently stay.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dialect.core.errors import DialectError
@@ -74,7 +76,18 @@ def load_config(
         if "=" not in item or item.startswith("="):
             raise DialectError(f"override '{item}' is not of the form key=value")
     try:
-        conf = OmegaConf.merge(conf, OmegaConf.from_dotlist(overrides))
+        for item in overrides:
+            key = item.split("=", 1)[0]
+            value = OmegaConf.select(OmegaConf.from_dotlist([item]), key)
+            node = OmegaConf.select(conf, key, throw_on_missing=False)
+            # a dataclass node keeps merging (`model.lm={dim: 128}` sets one field); a plain
+            # mapping field is the user's whole mapping
+            whole = isinstance(value, DictConfig) and isinstance(node, DictConfig)
+            whole = whole and OmegaConf.get_type(node) is dict
+            if whole:
+                OmegaConf.update(conf, key, value, merge=False)
+            else:
+                conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([item]))
         return OmegaConf.to_object(conf)
     except OmegaConfBaseException as exc:
         raise DialectError(f"override: {_reason(exc)}") from None

@@ -19,19 +19,23 @@ import torch
 
 from dialect.core.errors import DialectError
 from dialect.unified.pipeline import Dialect, _check_text
+from dialect.unified.tasks import image_prompt
 from dialect.unified.template import ImageSpan, Turn, encode_conversation
 
 Exchange = tuple[str, str]  # (user message, assistant reply)
 
 
-def chat_turns(span: ImageSpan, history: Sequence[Exchange], message: str) -> list[Turn]:
-    """[user: image + q1, assistant: a1, user: q2, ..., user: message]; the image opens the chat."""
+def chat_turns(
+    span: ImageSpan, history: Sequence[Exchange], message: str, question_first: bool = False
+) -> list[Turn]:
+    """[user: image + q1, assistant: a1, user: q2, ..., user: message]; the image opens the chat
+    (after q1 with `question_first`, `TarConfig.question_first`)."""
     turns: list[Turn] = []
     for user, assistant in history:
         turns += [("user", [user]), ("assistant", [assistant])]
     turns.append(("user", [message]))
-    role, first = turns[0]
-    turns[0] = (role, [span, *first])
+    role, (first,) = turns[0]
+    turns[0] = (role, image_prompt(span, first, question_first))
     return turns
 
 
@@ -39,10 +43,11 @@ def fit_history(
     d: Dialect, span: ImageSpan, history: Sequence[Exchange], message: str, max_new_tokens: int
 ) -> list[Exchange]:
     """The most recent exchanges whose prompt leaves `max_new_tokens` of room in the LM's context."""
-    kept = list(history)
+    kept, first = list(history), d.tar.config.question_first
     limit = d.tar.config.lm.max_len
     while kept:
-        ids, _ = encode_conversation(d.tar.vocab, chat_turns(span, kept, message), add_generation_prompt=True)
+        turns = chat_turns(span, kept, message, first)
+        ids, _ = encode_conversation(d.tar.vocab, turns, add_generation_prompt=True)
         if len(ids) + max_new_tokens <= limit:
             break
         kept.pop(0)
@@ -64,4 +69,5 @@ def chat(
     history = [(_check_text(u, "earlier message"), str(a)) for u, a in history]
     span = d.tar.image_spans(x)[0]
     kept = fit_history(d, span, history, message, max_new_tokens)
-    return d.tar.generate_text([chat_turns(span, kept, message)], max_new_tokens)[0]
+    turns = chat_turns(span, kept, message, d.tar.config.question_first)
+    return d.tar.generate_text([turns], max_new_tokens)[0]

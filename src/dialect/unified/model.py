@@ -76,6 +76,12 @@ class TarConfig:
     # input image ends, whatever the instruction's length: output token j can find input token j at
     # one constant relative offset (RoPE), the easiest possible copy (`unified.tasks.conversation`)
     image_last: bool = False
+    # I2T prompts (captions, the first question of a VQA sample, `Dialect.ask`): False = [image,
+    # question], as LLaVA and the paper's chat template; True = [question, image], so every image
+    # token is computed knowing what is asked (InstructBLIP feeds the instruction to its Q-Former
+    # for the same reason): a cell can test locally whether it belongs to the object the question
+    # names, instead of the answer having to find that object by attention alone
+    question_first: bool = False
 
 
 class Tar(nn.Module, Pretrained):
@@ -253,7 +259,9 @@ class Tar(nn.Module, Pretrained):
                 outputs.update({i: ImageSpan(c, scale) for i, c in zip(edits, codes, strict=True)})
         seqs, masks = [], []
         for i, meta in enumerate(metas):
-            turns = conversation(meta, inputs.get(i), outputs.get(i), self.config.image_last)
+            turns = conversation(
+                meta, inputs.get(i), outputs.get(i), self.config.image_last, self.config.question_first
+            )
             ids, mask = encode_conversation(self.vocab, turns)
             seqs.append(ids)
             masks.append(mask)

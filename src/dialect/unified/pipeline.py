@@ -32,7 +32,7 @@ from dialect.detok import DECODERS
 from dialect.detok.condition import resolve_generator
 from dialect.lm import SamplingConfig
 from dialect.unified.model import Tar
-from dialect.unified.tasks import REQUESTS, edit_prompt, final_answer
+from dialect.unified.tasks import REQUESTS, final_answer, image_prompt
 
 MAX_PROMPT_CHARS = 1000
 MAX_IMAGES = 64
@@ -159,7 +159,8 @@ class Dialect:
             raise DialectError(f"{len(qs)} questions for {len(x)} images")
         qs = [_check_text(q, "question") for q in qs]
         spans = self.tar.image_spans(x)
-        convs = [[("user", [span, q])] for span, q in zip(spans, qs, strict=True)]
+        first = self.tar.config.question_first
+        convs = [[("user", image_prompt(span, q, first))] for span, q in zip(spans, qs, strict=True)]
         replies = self.tar.generate_text(convs, max_new_tokens or self.reply_tokens)
         return replies if explain else [final_answer(r) for r in replies]
 
@@ -216,7 +217,7 @@ class Dialect:
         decoder = self.resolve_decoder(decoder)
         gen = resolve_generator(None, seed, torch.device("cpu"))
         spans, last = self.tar.image_spans(x), self.tar.config.image_last
-        convs = [[("user", edit_prompt(span, t, last))] for span, t in zip(spans, ins, strict=True)]
+        convs = [[("user", image_prompt(span, t, last))] for span, t in zip(spans, ins, strict=True)]
         sampling = self.image_sampling(temperature, top_k, top_p, cfg_scale)
         codes = self.tar.generate_codes(convs, scale, sampling, gen, null=self.tar.config.tasks.edit_null())
         return self.decode(codes, scale, decoder, seed, **decoder_sampling)

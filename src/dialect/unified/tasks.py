@@ -338,22 +338,27 @@ class JsonlTasks(Dataset):
         return _sample(image, image, task, sample["text"], "", scale, **self.tasks.drop(rng, task))
 
 
-def conversation(meta: dict[str, Any], image_span, target_span, image_last: bool = False) -> list:
+def conversation(
+    meta: dict[str, Any], image_span, target_span, image_last: bool = False, question_first: bool = False
+) -> list:
     """The chat turns of one sample, given the ImageSpans of its input and output images.
-    `image_last` (`TarConfig.image_last`): an I2I / TI2I user turn is [instruction, image]."""
+    `image_last` (`TarConfig.image_last`): an I2I / TI2I user turn is [instruction, image].
+    `question_first` (`TarConfig.question_first`): the first I2T user turn is [request, image]."""
     task = meta["task"]
     if task == "t2i":
         prompt = Null(meta["user"]) if meta.get("null_prompt") else meta["user"]
         return [("user", [prompt]), ("assistant", [target_span])]
     if task in ("caption", "vqa", *TEXT_ONLY):
         more = [t for q, a in meta.get("turns", ()) for t in (("user", [q]), ("assistant", [a]))]
-        first = [meta["user"]] if task in TEXT_ONLY else [image_span, meta["user"]]
+        user = meta["user"]
+        first = [user] if task in TEXT_ONLY else image_prompt(image_span, user, question_first)
         return [("user", first), ("assistant", [meta["answer"]]), *more]
     source = Null(image_span) if meta.get("null_image") else image_span
     instruction = Null(meta["user"]) if meta.get("null_text") else meta["user"]
-    return [("user", edit_prompt(source, instruction, image_last)), ("assistant", [target_span])]
+    return [("user", image_prompt(source, instruction, image_last)), ("assistant", [target_span])]
 
 
-def edit_prompt(image_span, text: str, image_last: bool = False) -> list:
-    """The user content of an I2I / TI2I turn: [image, text], or [text, image] with `image_last`."""
-    return [text, image_span] if image_last else [image_span, text]
+def image_prompt(image_span, text: str, text_first: bool = False) -> list:
+    """The user content of a turn about an image: [image, text], or [text, image] with `text_first`
+    (an I2I / TI2I turn: `TarConfig.image_last`; an I2T turn: `TarConfig.question_first`)."""
+    return [text, image_span] if text_first else [image_span, text]
