@@ -20,6 +20,8 @@ MODEL: a Dialect folder, or "shipped". Writes experiments/results/vqa_reason.{js
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -142,7 +144,7 @@ def measure_text(model: str, n: int, split: str) -> dict:
             "counts": dict(tot), "reasoning": {}, "seconds": seconds, "questions": len(items)}  # fmt: skip
 
 
-def table(rows: list[dict], n: int, split: str) -> str:
+def table(rows: list[dict], n: int, split: str, title: str, command: str) -> str:
     keys = ["overall", "color", "shape", "size", "count", "existence"]
     keys += [f"position: {name}" for name, _ in POSITION_KINDS] + [f"K={k}" for k in range(1, 5)]
     keys = [k for k in keys if any(k in r["accuracy"] for r in rows)]
@@ -167,8 +169,7 @@ def table(rows: list[dict], n: int, split: str) -> str:
             lines.append(f"| {r['model']} | " + " | ".join(f"{by[k]:.3f}" for k in kinds) + " |")
     counts = ", ".join(f"{k} {rows[0]['counts'][k]}" for k in keys if k in rows[0]["counts"])
     return (
-        f"# Describe, then answer: VQA-mini by question kind\n\nCommand: `python experiments/vqa_reason.py "
-        f"{' '.join(r['model'] for r in rows)} --n {n} --split {split}`; VQA-mini's fixed scenes (seed "
+        f"# {title}\n\nCommand: `{command}`; VQA-mini's fixed scenes (seed "
         f"{EVAL_SEED}), {split} split, greedy answers; questions per column: {counts}. {machine()}.\n\n"
         + "\n".join(lines)
         + "\n"
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="scenes")
     ap.add_argument("--split", default="train", choices=("train", "heldout"))
     ap.add_argument("--out", default="experiments/results/vqa_reason")
+    ap.add_argument("--title", default="Describe, then answer: VQA-mini by question kind")
     ap.add_argument(
         "--text", nargs="*", default=[],
         help="models also asked with the scene written out instead of the image (model.tasks.weights.tqa)",
@@ -189,7 +191,7 @@ def main() -> None:
     rows = [measure(m, args.n, args.split) for m in args.models]
     rows += [measure_text(m, args.n, args.split) for m in args.text]
     write_results(Path(args.out), {"n": args.n, "split": args.split, "machine": machine(), "rows": rows},
-                  table(rows, args.n, args.split))  # fmt: skip
+                  table(rows, args.n, args.split, args.title, "python " + shlex.join(sys.argv)))  # fmt: skip
 
 
 if __name__ == "__main__":

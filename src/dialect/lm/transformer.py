@@ -15,6 +15,11 @@ at every position whose next element is a token, i.e. the last prefix element an
 So `logits[:, -1]` is always the distribution of the next, not yet given, token, and the logits of
 `forward(ids[:, :-1], prefix)` are the predictions of the last `n` ids, n = logits.shape[1].
 
+`LMConfig.token_shift` (off by default) adds to each input vector a learned projection of the one
+before it, so attention can match "the token after k" without first growing a previous-token head;
+a cached call continues from the last input vector of the call before (kept in the first layer's
+cache).
+
 Decoding (:class:`~dialect.lm.decoding.Decoding`, shared with the Hugging Face adapter) prefills
 the prefix (and any given ids) in one forward into preallocated per-layer
 :class:`~dialect.nn.blocks.KVCache`s, then feeds one token per step; classifier-free guidance runs
@@ -52,6 +57,12 @@ class LMConfig:
     positions: str = "rope"  # "rope" (rotary, in attention) | "learned" (absolute, added to inputs)
     qk_norm: bool = False  # RMSNorm on queries and keys per head
     tie_embeddings: bool = False  # output head shares the token embedding matrix
+    # token shift: each input vector also gets a learned projection of the one before it (x_t +
+    # W x_{t-1}), as RWKV's token shift and the short convolutions of H3 / Based. Attention then
+    # needs no previous-token head to match "the token after k": on associative recall (8 key/value
+    # pairs, the tiny Tar's shape) the LM reaches 1.00 by step 250 with it and stays at chance (0.14)
+    # through 1,500 steps without, as does a `transformers` Llama (experiments/results/recall_probe.md)
+    token_shift: bool = False
 
 
 class DecoderLM(nn.Module, Pretrained, Decoding):
@@ -73,6 +84,7 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         self.pos_emb = nn.Embedding(c.max_len, c.dim) if c.positions == "learned" else None
         self.stack = Stack(c.dim, c.depth, c.heads, qk_norm=c.qk_norm)
         self.head = Linear(c.dim, c.vocab_size, bias=False)
+        self.shift = Linear(c.dim, c.dim, bias=False) if c.token_shift else None
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         if self.pos_emb is not None:
             nn.init.normal_(self.pos_emb.weight, std=0.02)
@@ -137,7 +149,11 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             # capacity rounded up to a multiple of CAPACITY_STEP, so prompts of different lengths
             # share one compiled step (masked positions cost little beside the weights)
             capacity = max(capacity, min(-(-capacity // CAPACITY_STEP) * CAPACITY_STEP, c.max_len))
-            return StaticKVCache.empty_stack(c.depth, batch, c.heads, capacity, self.head_dim, device, dtype)
+            shape = (c.depth, batch, c.heads, capacity, self.head_dim)
+            caches = StaticKVCache.empty_stack(*shape, device, dtype)
+            if self.shift is not None:  # a fixed buffer the compiled step updates in place
+                caches[0].prev = torch.zeros(batch, 1, c.dim, device=device, dtype=param.dtype)
+            return caches
         return [KVCache.empty(batch, c.heads, capacity, self.head_dim, device, dtype) for _ in range(c.depth)]
 
     def forward(
@@ -170,6 +186,8 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             if static and one_step and self._step is not None:
                 return self._step(ids, caches, token_bias)
         x = self._embed(ids, prefix, token_bias)  # (B, P + T, dim)
+        if self.shift is not None:
+            x = self._token_shift(x, caches, static)
         n = x.shape[1]
         positions = caches[0].positions(n) if static else torch.arange(start, start + n, device=x.device)
         rope = None
@@ -183,6 +201,19 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         # project only the positions whose next element is a token: from the last prefix element on
         first = n - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
         return self.head(select_rows(x[:, first:], select))  # (B, N, V), or (M, V) with select
+
+    def _token_shift(self, x: torch.Tensor, caches: list | None, static: bool) -> torch.Tensor:
+        """x (B, n, dim) -> x + shift(x one position back) (`LMConfig.token_shift`). Before a
+        sequence's first position the previous vector is zero; a cached call continues from the
+        last input vector of the call before, which the first layer's cache keeps (`prev`)."""
+        held = caches[0].prev if caches else None
+        first = x.new_zeros(x.shape[0], 1, x.shape[2]) if held is None else held.to(x.dtype)
+        shifted = x + self.shift(torch.cat([first, x[:, :-1]], dim=1)).to(x.dtype)
+        if caches and static and held is not None:  # `new_caches`' buffer: compiled steps write it
+            held.copy_(x[:, -1:])  # after its use above: `first` may be this very buffer
+        elif caches:
+            caches[0].prev = x[:, -1:]
+        return shifted
 
     def _check_caches(self, caches: list | None, start: int, n: int) -> None:
         if n == 0:

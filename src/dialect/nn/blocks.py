@@ -54,6 +54,7 @@ class KVCache:
     k: torch.Tensor
     v: torch.Tensor
     length: int = 0
+    prev: torch.Tensor | None = None  # the LM's last input vector (B, 1, dim), for token shift
 
     @classmethod
     def empty(cls, batch: int, heads: int, capacity: int, head_dim: int, device, dtype) -> KVCache:
@@ -86,6 +87,7 @@ class StaticKVCache:
     k: torch.Tensor
     v: torch.Tensor
     pos: torch.Tensor
+    prev: torch.Tensor | None = None  # the LM's last input vector (B, 1, dim), for token shift
 
     @classmethod
     def empty_stack(
