@@ -103,7 +103,7 @@ def main() -> None:
         run(kind, pairs, args.steps, args.every, args.seed, shape) for pairs in args.pairs for kind in KINDS
     ]
     pairs = " ".join(map(str, args.pairs))
-    cmd = f"python experiments/recall_probe.py --pairs {pairs} --steps {args.steps}"
+    cmd = f"python experiments/recall_probe.py --pairs {pairs} --steps {args.steps} --every {args.every}"
     steps = [p["step"] for p in rows[0]["curve"]]
     lines = [
         "# Associative recall from scratch: the in-context lookup VQA-mini needs, alone",
