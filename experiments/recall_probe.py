@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dialect.lm.recall import recall_batch
 from dialect.lm.transformer import DecoderLM, LMConfig
 
 try:
@@ -32,25 +33,13 @@ try:
 except ImportError:  # run as a script from the repo root
     from report import machine, write_results
 
-KEYS = VALUES = 32
-SEP = KEYS + VALUES  # the separator token; the vocabulary is keys, values, separator
+KEYS = 32  # keys and values each; the vocabulary is keys, values and a separator
 KINDS = ("ours", "ours, token shift", "transformers")
-
-
-def batch(n: int, pairs: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """n sequences (n, 2 * pairs + 2) of [k1 v1 ... kP vP SEP k_q] and their answers v_q (n,)."""
-    keys = torch.stack([torch.randperm(KEYS, generator=gen)[:pairs] for _ in range(n)])
-    values = torch.randint(KEYS, KEYS + VALUES, (n, pairs), generator=gen)
-    q = torch.randint(0, pairs, (n,), generator=gen)
-    rows = torch.arange(n)
-    seq = torch.stack([keys, values], -1).reshape(n, 2 * pairs)
-    x = torch.cat([seq, torch.full((n, 1), SEP), keys[rows, q][:, None]], 1)
-    return x, values[rows, q]
 
 
 def build(kind: str, dim: int, depth: int, heads: int) -> tuple[torch.nn.Module, callable]:
     """-> (model, ids (B, T) -> logits at the last position (B, V))."""
-    vocab = SEP + 1
+    vocab = 2 * KEYS + 1
     if kind in KINDS[:2]:
         shift = kind == KINDS[1]
         config = LMConfig(vocab_size=vocab, dim=dim, depth=depth, heads=heads, max_len=64, token_shift=shift)
@@ -75,7 +64,7 @@ def run(kind: str, pairs: int, steps: int, every: int, seed: int, shape: tuple[i
     train_gen, eval_gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(10_000 + seed)
     curve, t0 = [], time.perf_counter()
     for step in range(1, steps + 1):
-        x, y = batch(32, pairs, train_gen)
+        x, y = recall_batch(32, pairs, KEYS, train_gen)
         with torch.autocast("cpu", torch.bfloat16):
             loss = F.cross_entropy(last_logits(x).float(), y)
         opt.zero_grad(set_to_none=True)
@@ -83,7 +72,7 @@ def run(kind: str, pairs: int, steps: int, every: int, seed: int, shape: tuple[i
         opt.step()
         if step % every == 0 or step == steps:
             with torch.no_grad():
-                x, y = batch(512, pairs, eval_gen)
+                x, y = recall_batch(512, pairs, KEYS, eval_gen)
                 acc = (last_logits(x).argmax(-1) == y).float().mean().item()
             curve.append({"step": step, "loss": round(loss.item(), 4), "accuracy": round(acc, 4)})
             print(f"{kind} P={pairs} step {step}: loss {loss.item():.3f}, accuracy {acc:.3f}", flush=True)

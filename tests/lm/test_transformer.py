@@ -8,6 +8,7 @@ import torch
 
 import dialect.lm.decoding as lm_module  # generate and its sampling live here
 from dialect.lm import DecoderLM, LMConfig, SamplingConfig, apply_cfg
+from dialect.lm.recall import recall_batch
 from dialect.nn.blocks import StaticKVCache
 
 GREEDY = SamplingConfig(temperature=0.0)
@@ -399,22 +400,14 @@ def _recall_accuracy(token_shift: bool, steps: int = 300, keys: int = 16, pairs:
     model = DecoderLM(config)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
-
-    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = torch.stack([torch.randperm(keys, generator=gen)[:pairs] for _ in range(n)])
-        v = torch.randint(keys, 2 * keys, (n, pairs), generator=gen)
-        q, rows = torch.randint(0, pairs, (n,), generator=gen), torch.arange(n)
-        seq = torch.stack([k, v], -1).reshape(n, 2 * pairs)
-        return torch.cat([seq, torch.full((n, 1), 2 * keys), k[rows, q][:, None]], 1), v[rows, q]
-
     for _ in range(steps):
-        x, y = batch(32)
+        x, y = recall_batch(32, pairs, keys, gen)
         loss = torch.nn.functional.cross_entropy(model(x)[:, -1], y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        x, y = batch(512)
+        x, y = recall_batch(512, pairs, keys, gen)
         return (model(x)[:, -1].argmax(-1) == y).float().mean().item()
 
 

@@ -77,17 +77,16 @@ def load_config(
             raise DialectError(f"override '{item}' is not of the form key=value")
     try:
         for item in overrides:
-            key = item.split("=", 1)[0]
-            value = OmegaConf.select(OmegaConf.from_dotlist([item]), key)
+            key, parsed = item.split("=", 1)[0], OmegaConf.from_dotlist([item])
+            value = OmegaConf.select(parsed, key)
             node = OmegaConf.select(conf, key, throw_on_missing=False)
             # a dataclass node keeps merging (`model.lm={dim: 128}` sets one field); a plain
             # mapping field is the user's whole mapping
             whole = isinstance(value, DictConfig) and isinstance(node, DictConfig)
-            whole = whole and OmegaConf.get_type(node) is dict
-            if whole:
+            if whole and OmegaConf.get_type(node) is dict:
                 OmegaConf.update(conf, key, value, merge=False)
             else:
-                conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([item]))
+                conf = OmegaConf.merge(conf, parsed)
         return OmegaConf.to_object(conf)
     except OmegaConfBaseException as exc:
         raise DialectError(f"override: {_reason(exc)}") from None
