@@ -316,6 +316,26 @@ def test_static_caches_equal_the_full_forward(positions, token_shift):
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("static", [False, True])
+def test_last_only_prefills_keep_every_key_for_the_steps_after(static):
+    """With `last_only` the top block attends from the last query alone but still caches every
+    position's keys and values: a last-only prefill, then a last-only 2-token chunk (the offset
+    mask), then single steps give the full forward's rows at those positions."""
+    model = _sharpen(_model(depth=3))
+    prefix, ids = torch.randn(2, 3, 12), torch.randint(0, 37, (2, 9))
+    with torch.no_grad():
+        full = model(ids, prefix)  # row t predicts ids[t]
+        caches = _static(model, 2, 16) if static else model.new_caches(2, 16, "cpu", torch.float32)
+        first = model(ids[:, :3], prefix, caches=caches, last_only=True)
+        chunk = model(ids[:, 3:5], caches=caches, start=6, last_only=True)
+        steps = [model(ids[:, t : t + 1], caches=caches, start=3 + t) for t in range(5, 9)]
+    assert first.shape == chunk.shape == (2, 1, 37)
+    assert torch.allclose(first, full[:, 3:4], atol=1e-5) and torch.allclose(chunk, full[:, 5:6], atol=1e-5)
+    assert torch.allclose(torch.cat(steps, dim=1), full[:, 6:], atol=1e-5)
+    with pytest.raises(ValueError, match="causal"):
+        model.stack.blocks[0].attn(torch.randn(1, 4, 32), last_only=True)
+
+
 def test_static_cache_refuses_a_wrong_start_or_overflow():
     model = _sharpen(_model())
     caches = _static(model, 1, 4)

@@ -195,11 +195,11 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             x = x + self.pos_emb(positions)
         else:
             rope = rope_1d(positions, self.head_dim)
-        x = self.stack(x, rope=rope, causal=True, caches=caches)
+        x = self.stack(x, rope=rope, causal=True, caches=caches, last_only=last_only)
         if static:
             caches[0].advance(n)  # the layers share one position counter
         # project only the positions whose next element is a token: from the last prefix element on
-        first = n - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
+        first = x.shape[1] - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
         return self.head(select_rows(x[:, first:], select))  # (B, N, V), or (M, V) with select
 
     def _token_shift(self, x: torch.Tensor, caches: list | None, static: bool) -> torch.Tensor:

@@ -172,9 +172,12 @@ class Attention(nn.Module):
         causal: bool = False,
         mask: torch.Tensor | None = None,
         cache: KVCache | StaticKVCache | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
         """x (B, T, dim); rope tables cover these T positions; mask broadcasts to (B, heads, T, S)
-        (True = attend). With a cache, x holds only the new positions and attends to all cached."""
+        (True = attend). With a cache, x holds only the new positions and attends to all cached.
+        `last_only`: keys and values of all T positions (into the cache), the output of the last
+        query only (B, 1, dim), which sees every key: a prefill's top layer needs no other."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if self.qk_norm:
@@ -199,6 +202,11 @@ class Attention(nn.Module):
                 # that is plain causal attention, left to SDPA's causal kernel
                 mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(past)
             causal = causal and mask is None and T > 1
+        if last_only and T > 1:
+            if not causal and (mask is None or mask.dim() != 2):
+                raise ValueError("last_only needs causal attention (the last query then sees every key)")
+            q, T, causal = q[:, :, -1:], 1, False
+            mask = None if mask is None else mask[-1:]
         out = attention(q, k, v, mask, causal and mask is None)
         return self.proj(out.transpose(1, 2).reshape(B, T, -1))  # (B, T, dim)
 
@@ -227,8 +235,9 @@ class Block(CompilableLayer):
             return checkpoint(forward, x, use_reentrant=False, **attn_kwargs)
         return forward(x, **attn_kwargs)
 
-    def _forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), **attn_kwargs)
+    def _forward(self, x: torch.Tensor, last_only: bool = False, **attn_kwargs) -> torch.Tensor:
+        h = self.attn(self.norm1(x), last_only=last_only, **attn_kwargs)
+        x = (x[:, -1:] if last_only else x) + h
         return x + self.mlp(self.norm2(x))
 
 
@@ -286,10 +295,17 @@ class Stack(nn.Module):
         causal: bool = False,
         mask: torch.Tensor | None = None,
         caches: list[KVCache] | list[StaticKVCache] | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
+        """-> (B, T, dim); (B, 1, dim) with `last_only` (causal only): the last position's output,
+        for which the top block runs attention, projection and MLP on the last query alone (its
+        keys and values still cover every position, for the caches): a decoding prefill skips
+        most of one block's work, about a fifth of a 4-block LM's FLOPs."""
+        top = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None
-            x = block(x, rope=rope, causal=causal, mask=mask, cache=cache)
+            kw = {"last_only": True} if last_only and i == top else {}
+            x = block(x, rope=rope, causal=causal, mask=mask, cache=cache, **kw)
         return self.norm(x)
 
     def layers(self, x: torch.Tensor, which: Sequence[int], **attn_kwargs) -> list[torch.Tensor]:

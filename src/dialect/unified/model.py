@@ -114,6 +114,8 @@ class Tar(nn.Module, Pretrained):
         self.tatok = TATok(config.tatok).eval().requires_grad_(False)
         self.lm_tokenizer = None  # the backbone's grown tokenizer (hf_lm only)
         if config.hf_lm:
+            if config.lm.token_shift:  # the backbone's own config replaces `lm`: the option would vanish
+                raise DialectError("lm.token_shift is an option of the built-in DecoderLM, not of hf_lm")
             self.vocab, self.lm = self._backbone(config, vocab, lm_folder)
         else:
             if config.vocab.text == "lm":
