@@ -12,7 +12,9 @@ Two choices in the training path are measured here, side by side in one run:
    (its task mix, batch 32) and of Dif-DTok (batch 16): the flash kernel at every length
    (`MATH_ATTENTION_MAX_LEN = 0`) vs the chosen kernel, and for Tar also the head over every
    position with the loss rows taken afterwards (the forward wrapped to ignore `select`: the head
-   matmul's saving, while the softmax already runs on the selected rows in both).
+   matmul's saving, while the softmax already runs on the selected rows in both), and the top
+   block over every position with the head at the loss rows (the stack wrapped to ignore `rows`:
+   the saving of running the top block's projection and MLP at the loss rows only).
 
     python benchmarks/bench_train_paths.py [--threads N] [--repeats 5] [--write]
 """
@@ -81,6 +83,22 @@ def head_everywhere(lm: torch.nn.Module):
         del lm.forward
 
 
+@contextlib.contextmanager
+def top_block_everywhere(lm: torch.nn.Module):
+    """The LM's top block over every position, the loss rows gathered after the final norm."""
+    forward = lm.stack.forward
+
+    def full(x, *args, rows=None, **kwargs):
+        out = forward(x, *args, **kwargs)
+        return out if rows is None else out.flatten(0, 1).index_select(0, rows)
+
+    lm.stack.forward = full
+    try:
+        yield
+    finally:
+        del lm.stack.forward
+
+
 def bf16_step(model: torch.nn.Module, batch: dict):
     step, _ = step_fn(model, batch)
 
@@ -118,9 +136,10 @@ def main() -> None:
     tar_batch = collate([tasks[i] for i in range(32)])
     dif = trainable(d.decoders["diffusion"]).train()
     steps = [
-        "| model | flash everywhere, head at every position (s) | flash everywhere (s) | chosen kernel (s) "
-        "| speed-up, chosen vs first column |",
-        "|---|---|---|---|---|",
+        "| model | flash everywhere, head at every position (s) | flash everywhere (s) "
+        "| chosen kernel, top block at every position (s) | chosen kernel (s) "
+        "| speed-up, chosen vs first column | top block at loss rows: speed-up |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, model, batch, lm in (
         ("Tar LM (batch 32)", tar, tar_batch, tar.lm),
@@ -132,14 +151,19 @@ def main() -> None:
             if lm is not None:
                 with flash_everywhere(), head_everywhere(lm):
                     times.setdefault("both", []).append(median_seconds(run, args.repeats))
+                with top_block_everywhere(lm):
+                    times.setdefault("top", []).append(median_seconds(run, args.repeats))
             with flash_everywhere():
                 times.setdefault("flash", []).append(median_seconds(run, args.repeats))
             times.setdefault("chosen", []).append(median_seconds(run, args.repeats))
         t = {k: min(v) for k, v in times.items()}
         first = t.get("both", t["flash"])
         both = f"{t['both']:.3f}" if "both" in t else "- (no LM head)"
+        top = f"{t['top']:.3f} | " if "top" in t else "- | "
+        top_gain = f"{t['top'] / t['chosen']:.2f}x" if "top" in t else "-"
         steps.append(
-            f"| {name} | {both} | {t['flash']:.3f} | {t['chosen']:.3f} | {first / t['chosen']:.2f}x |"
+            f"| {name} | {both} | {t['flash']:.3f} | {top}{t['chosen']:.3f} | {first / t['chosen']:.2f}x "
+            f"| {top_gain} |"
         )
         print(steps[-1], flush=True)
     body = (
@@ -151,9 +175,11 @@ def main() -> None:
         "weights (cast to fp32, trainable as their recipes make them), the same batch and RNG state each "
         f"time; each cell the best of two interleaved medians of {args.repeats} steps. 'head at every "
         "position': Tar's LM forward wrapped to ignore `select`, the loss rows taken from the full logits "
-        f"(the softmax runs on the loss rows either way). 1-minute load average at the start: {load:.1f}.\n"
+        "(the softmax runs on the loss rows either way); 'top block at every position': its stack "
+        "wrapped to ignore `rows`, the loss rows gathered after the final norm. "
+        f"1-minute load average at the start: {load:.1f}.\n"
     )
-    report("bf16 training steps: attention kernel and the LM head at the loss rows", body, args.write)
+    report("bf16 training steps: attention kernel, LM head and top block at the loss rows", body, args.write)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,13 @@ def test_select_returns_exactly_the_selected_rows(with_prefix):
     assert got.shape == (int(select.sum()), 37)
     assert torch.allclose(got, full[select], atol=1e-6)
     assert model(ids, prefix, select=torch.zeros_like(select)).shape == (0, 37)
+    # the top block computes the selected rows only; the gradients are those of the full forward's rows
+    grads = []
+    for logits in (lambda: model(ids, prefix, select=select), lambda: model(ids, prefix)[select]):
+        model.zero_grad()
+        logits().logsumexp(-1).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads, strict=True))
     with pytest.raises(ValueError, match="select must be a bool tensor"):
         model(ids, prefix, select=select.float())
     with pytest.raises(ValueError, match="select must be a bool tensor"):

@@ -183,9 +183,13 @@ def select_rows(x: torch.Tensor, select: torch.Tensor | None) -> torch.Tensor:
     """x (B, N, ...) -> x[select] (M, ...) for a bool select (B, N); x itself when select is None."""
     if select is None:
         return x
-    if select.dtype != torch.bool or select.shape != x.shape[:2]:
-        raise ValueError(
-            f"select must be a bool tensor of shape {tuple(x.shape[:2])}, "
-            f"got {select.dtype} {tuple(select.shape)}"
-        )
+    check_select(select, x.shape[:2])
     return x[select]
+
+
+def check_select(select: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """`select` must be a bool (B, N) matching the logit rows' shape."""
+    if select.dtype != torch.bool or tuple(select.shape) != tuple(shape):
+        raise ValueError(
+            f"select must be a bool tensor of shape {tuple(shape)}, got {select.dtype} {tuple(select.shape)}"
+        )

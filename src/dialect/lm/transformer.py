@@ -35,10 +35,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dialect.core.pretrained import Pretrained
-from dialect.lm.decoding import Decoding, select_rows
+from dialect.lm.decoding import Decoding, check_select, select_rows
 from dialect.nn.blocks import KVCache, Stack, StaticKVCache, init_transformer_weights
 from dialect.nn.linear import Linear, prepare_transposes, set_half_inference
 from dialect.nn.rope import rope_1d
@@ -195,12 +196,20 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             x = x + self.pos_emb(positions)
         else:
             rope = rope_1d(positions, self.head_dim)
-        x = self.stack(x, rope=rope, causal=True, caches=caches, last_only=last_only)
+        # the positions whose next element is a token: from the last prefix element on
+        first = n - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
+        rows = None
+        if select is not None and not last_only:  # the top block computes only these rows
+            check_select(select, (x.shape[0], n - first))
+            rows = F.pad(select, (first, 0)).flatten().nonzero().squeeze(1)  # row-major, as x[select]
+        x = self.stack(x, rope=rope, causal=True, caches=caches, last_only=last_only, rows=rows)
         if static:
             caches[0].advance(n)  # the layers share one position counter
-        # project only the positions whose next element is a token: from the last prefix element on
-        first = x.shape[1] - 1 if last_only else prefix.shape[1] - 1 if prefix is not None else 0
-        return self.head(select_rows(x[:, first:], select))  # (B, N, V), or (M, V) with select
+        if rows is not None:
+            return self.head(x)  # (M, V)
+        if last_only:
+            return self.head(select_rows(x, select))  # (B, 1, V): the stack kept the last row only
+        return self.head(x[:, first:])  # (B, N, V)
 
     def _token_shift(self, x: torch.Tensor, caches: list | None, static: bool) -> torch.Tensor:
         """x (B, n, dim) -> x + shift(x one position back) (`LMConfig.token_shift`). Before a

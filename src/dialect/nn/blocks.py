@@ -173,11 +173,14 @@ class Attention(nn.Module):
         mask: torch.Tensor | None = None,
         cache: KVCache | StaticKVCache | None = None,
         last_only: bool = False,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, T, dim); rope tables cover these T positions; mask broadcasts to (B, heads, T, S)
         (True = attend). With a cache, x holds only the new positions and attends to all cached.
         `last_only`: keys and values of all T positions (into the cache), the output of the last
-        query only (B, 1, dim), which sees every key: a prefill's top layer needs no other."""
+        query only (B, 1, dim), which sees every key: a prefill's top layer needs no other.
+        `rows` (M,) long: the output at those flat indices of (B, T) only, (M, dim), projected
+        after the gather."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if self.qk_norm:
@@ -207,8 +210,10 @@ class Attention(nn.Module):
                 raise ValueError("last_only needs causal attention (the last query then sees every key)")
             q, T, causal = q[:, :, -1:], 1, False
             mask = None if mask is None else mask[-1:]
-        out = attention(q, k, v, mask, causal and mask is None)
-        return self.proj(out.transpose(1, 2).reshape(B, T, -1))  # (B, T, dim)
+        out = attention(q, k, v, mask, causal and mask is None).transpose(1, 2).reshape(B, T, -1)
+        if rows is not None:
+            out = out.flatten(0, 1).index_select(0, rows)  # (M, dim)
+        return self.proj(out)  # (B, T, dim)
 
 
 class Block(CompilableLayer):
@@ -235,9 +240,15 @@ class Block(CompilableLayer):
             return checkpoint(forward, x, use_reentrant=False, **attn_kwargs)
         return forward(x, **attn_kwargs)
 
-    def _forward(self, x: torch.Tensor, last_only: bool = False, **attn_kwargs) -> torch.Tensor:
-        h = self.attn(self.norm1(x), last_only=last_only, **attn_kwargs)
-        x = (x[:, -1:] if last_only else x) + h
+    def _forward(
+        self, x: torch.Tensor, last_only: bool = False, rows: torch.Tensor | None = None, **attn_kwargs
+    ) -> torch.Tensor:
+        h = self.attn(self.norm1(x), last_only=last_only, rows=rows, **attn_kwargs)
+        if last_only:
+            x = x[:, -1:]
+        elif rows is not None:
+            x = x.flatten(0, 1).index_select(0, rows)
+        x = x + h
         return x + self.mlp(self.norm2(x))
 
 
@@ -296,15 +307,19 @@ class Stack(nn.Module):
         mask: torch.Tensor | None = None,
         caches: list[KVCache] | list[StaticKVCache] | None = None,
         last_only: bool = False,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """-> (B, T, dim); (B, 1, dim) with `last_only` (causal only): the last position's output,
-        for which the top block runs attention, projection and MLP on the last query alone (its
-        keys and values still cover every position, for the caches): a decoding prefill skips
-        most of one block's work, about a fifth of a 4-block LM's FLOPs."""
+        """-> (B, T, dim). The top block's work can be cut to the outputs that are used:
+        - `last_only` (causal only) -> (B, 1, dim), the last position's output: the top block runs
+          attention, projection and MLP on the last query alone (its keys and values still cover
+          every position, for the caches); a decoding prefill skips most of one block's work,
+          about a fifth of a 4-block LM's FLOPs;
+        - `rows` (M,) long, flat indices into (B, T) -> (M, dim), those positions' outputs: the top
+          block's projection and MLP run on them alone (a training step's loss positions)."""
         top = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None
-            kw = {"last_only": True} if last_only and i == top else {}
+            kw = {"last_only": last_only, "rows": rows} if i == top and (last_only or rows is not None) else {}
             x = block(x, rope=rope, causal=causal, mask=mask, cache=cache, **kw)
         return self.norm(x)
 
