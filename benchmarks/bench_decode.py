@@ -119,7 +119,8 @@ def prefill(model: DecoderLM, llama, ids: torch.Tensor, repeats: int) -> tuple[f
     seconds, our FLOPs): ours fills a fresh KV cache and takes the logits of the last position only;
     transformers' forward runs with its cache on and `logits_to_keep=1`. Interleaved, medians.
     FLOPs: the matmuls torch's FlopCounterMode counts (the Linear layers; it does not count the CPU
-    attention kernel) plus causal attention, 2 P^2 dim per layer (q.k and p.v over P^2 / 2 pairs)."""
+    attention kernel) plus causal attention, 2 P^2 dim per layer (q.k and p.v over P^2 / 2 pairs),
+    but 4 P dim in the top layer, which attends from the last query alone (`Stack(last_only=True)`)."""
     mask = torch.ones_like(ids)
 
     def ours() -> None:
@@ -135,7 +136,7 @@ def prefill(model: DecoderLM, llama, ids: torch.Tensor, repeats: int) -> tuple[f
         for fn in times:
             times[fn].append(median_seconds(fn, 3))
     c, P = model.config, ids.shape[1]
-    flops = counter.get_total_flops() + c.depth * 2 * P * P * c.dim
+    flops = counter.get_total_flops() + (c.depth - 1) * 2 * P * P * c.dim + 4 * P * c.dim
     return statistics.median(times[ours]), statistics.median(times[hf]), float(flops)
 
 

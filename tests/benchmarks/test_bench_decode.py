@@ -32,15 +32,18 @@ def test_bandwidth_probe_keeps_the_best_sample():
     assert all(s > 0 for s in samples) and probe.best == max(samples)
 
 
-def test_prefill_counts_every_position_but_the_head_once():
+def test_prefill_counts_every_position_but_the_top_block_and_head_once():
     model = DecoderLM(LMConfig(vocab_size=100, dim=32, depth=2, heads=2, max_len=64)).eval()
     P = 16
     ids = torch.randint(0, 100, (1, P))
     with torch.inference_mode():
         ours_s, hf_s, flops = prefill(model, to_llama(model), ids, repeats=1)
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not model.head]
-    body = sum(2 * P * m.in_features * m.out_features for m in linears)
-    head = 2 * model.head.in_features * model.head.out_features  # the last position only
-    attention = 2 * 2 * P * P * 32  # q.k and p.v over the P^2 / 2 causal pairs, 2 FLOPs each, 2 layers
+    top = model.stack.blocks[-1]
+    once = {top.attn.proj, top.mlp.w13, top.mlp.w2, model.head}  # the last position only
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    body = sum(2 * (1 if m in once else P) * m.in_features * m.out_features for m in linears)
+    # q.k and p.v over the P^2 / 2 causal pairs, 2 FLOPs each, in the first layer; the top layer
+    # attends from the last query alone: P keys
+    attention = 2 * P * P * 32 + 4 * P * 32
     assert ours_s > 0 and hf_s > 0
-    assert flops == body + head + attention
+    assert flops == body + attention

@@ -316,10 +316,10 @@ class Stack(nn.Module):
           about a fifth of a 4-block LM's FLOPs;
         - `rows` (M,) long, flat indices into (B, T) -> (M, dim), those positions' outputs: the top
           block's projection and MLP run on them alone (a training step's loss positions)."""
-        top = len(self.blocks) - 1
+        top = len(self.blocks) - 1 if last_only or rows is not None else -1
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None
-            kw = {"last_only": last_only, "rows": rows} if i == top and (last_only or rows is not None) else {}
+            kw = {"last_only": last_only, "rows": rows} if i == top else {}
             x = block(x, rope=rope, causal=causal, mask=mask, cache=cache, **kw)
         return self.norm(x)
 
