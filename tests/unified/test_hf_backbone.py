@@ -264,8 +264,8 @@ def test_bad_backbone_settings_are_one_line_errors(folders, tmp_path):
         _tar(tmp_path)
     with pytest.raises(DialectError, match="max_position_embeddings"):
         Tar(TarConfig(tatok=tatok_cfg(), lm=LMConfig(max_len=4096), hf_lm=str(folders["qwen"])))
+    shifted = LMConfig(max_len=96, token_shift=True)
     with pytest.raises(DialectError, match="token_shift"):
-        shifted = LMConfig(max_len=96, token_shift=True)
         Tar(TarConfig(tatok=tatok_cfg(), lm=shifted, hf_lm=str(folders["qwen"])))
     m = _tar(folders["qwen"])
     with pytest.raises(DialectError, match="text_model"):
