@@ -2,8 +2,10 @@
 does not, so the graders and the bookkeeping can fail."""
 
 import numpy as np
+import pytest
 import torch
 
+from dialect.core.errors import DialectError
 from dialect.core.images import to_tensor
 from dialect.eval.generation import edit_mini, geneval_mini
 from dialect.eval.stats import bootstrap_mean, wilson
@@ -98,3 +100,32 @@ def test_geneval_mini_blank_images_fail_every_prompt():
     res, ex = geneval_mini(Blank(), n_per_category=2, images_per_prompt=2, progress=False)
     assert res["overall"] == 0.0 and len(res["by_category"]) == 6
     assert res["all_images"]["n"] == 24 and len(ex["fail"]) == 16 and not ex["pass"]  # 16 kept
+
+
+class Lossless(Stub):
+    """A tokenizer and de-tokenizer that give every image back unchanged, and no LM at all."""
+
+    def reconstruct(self, images, scale=0, decoder=None, seed=0, **kw):
+        return torch.stack([to_tensor(np.asarray(im)) for im in images])
+
+
+class Erasing(Lossless):
+    def reconstruct(self, images, scale=0, decoder=None, seed=0, **kw):
+        return torch.ones(len(images), 3, 64, 64)
+
+
+def test_oracle_runs_score_the_drawing_chain_alone():
+    """A lossless chain passes every prompt and edit from the ideal scenes, one that erases passes
+    none, and LM sampling settings are refused since an oracle run samples no LM tokens."""
+    res, ex = geneval_mini(Lossless(), n_per_category=3, images_per_prompt=2, oracle=True, progress=False)
+    assert res["overall"] == 1.0 and res["oracle"] and len(res["by_category"]) == 6 and not ex["fail"]
+    res, _ = geneval_mini(Erasing(), n_per_category=3, images_per_prompt=2, oracle=True, progress=False)
+    assert res["overall"] == 0.0
+    res, _ = edit_mini(Lossless(), n=12, seed=11, oracle=True, progress=False)
+    assert res["overall"]["value"] == 1.0 and res["oracle"]
+    res, _ = edit_mini(Erasing(), n=12, seed=11, oracle=True, progress=False)
+    assert res["overall"]["value"] == 0.0
+    with pytest.raises(DialectError, match="temperature"):
+        geneval_mini(Lossless(), n_per_category=1, oracle=True, temperature=0.5, progress=False)
+    with pytest.raises(DialectError, match="cfg_scale"):
+        edit_mini(Lossless(), n=2, oracle=True, cfg_scale=2.0, progress=False)

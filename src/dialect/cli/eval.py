@@ -8,7 +8,10 @@ Benchmarks (ShapeWorld, graded by program; see `dialect.eval`):
     recon     TA-Tok -> de-tokenizer reconstruction fidelity per scale  (n = scenes)
     fid       FID / KID of text-to-image samples vs renders of the same scenes (n = images);
               needs --inception-weights PATH (a local TorchScript FID Inception; no download)
-`--objects K` (vqa, caption) keeps scenes of exactly K objects.
+`--objects K` (vqa, caption) keeps scenes of exactly K objects. `--oracle` (geneval, edit) runs no
+LM: each image is a scene meeting the prompt (or the edit's target) rendered, tokenized by TA-Tok
+and painted back by the de-tokenizer, the score a perfect LM would get with this tokenizer and
+de-tokenizer.
 Writes DIR/results.json, DIR/results.md (table with 95% intervals) and, for image benchmarks,
 DIR/pass.png / DIR/fail.png sample grids. Without --model the shipped model is evaluated.
 """
@@ -49,6 +52,11 @@ def add_parser(sub) -> None:
         help="geneval, fid: LM guidance on the prompt; edit: on the instruction, or on the input image "
         "for a model trained to null images only (default 1 = off, the paper's sampling; needs a model "
         "trained with model.tasks.t2i_drop; for edits ti2i_text_drop or ti2i_image_drop > 0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--oracle", action="store_true",
+        help="geneval, edit: draw the TA-Tok codes of scenes that meet each prompt (or each edit's "
+        "target) instead of the LM's: the drawing chain's ceiling, what a perfect LM would score",
     )  # fmt: skip
     p.add_argument(
         "--inception-weights",
@@ -110,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     examples = {}
     if args.objects is not None and args.benchmark not in ("vqa", "caption"):
         raise DialectError("--objects applies to vqa and caption only")
+    if args.oracle and args.benchmark not in ("geneval", "edit"):
+        raise DialectError("--oracle applies to geneval and edit only")
+    oracle = {"oracle": True} if args.oracle else {}
     if args.benchmark in ("vqa", "caption"):
         if args.objects is not None:
             kw["world"] = fixed_object_count(args.objects, model.image_size)
@@ -120,11 +131,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.benchmark == "geneval":
         kw.setdefault("split", "all")
         res, examples = generation.geneval_mini(
-            model, n_per_category=args.n or 20, scale=args.scale, decoder=args.decoder, **kw, **guided
-        )
+            model, n_per_category=args.n or 20, scale=args.scale, decoder=args.decoder,
+            **kw, **guided, **oracle,
+        )  # fmt: skip
     elif args.benchmark == "edit":
         res, examples = generation.edit_mini(
-            model, n=args.n or 200, scale=args.scale, decoder=args.decoder, **kw, **guided
+            model, n=args.n or 200, scale=args.scale, decoder=args.decoder, **kw, **guided, **oracle
         )
     elif args.benchmark == "fid":
         res, examples = generation.generation_fid(

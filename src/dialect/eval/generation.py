@@ -7,6 +7,10 @@
   images of prompts naming a held-out (colour, shape) pair are also reported on their own.
 - Edit-mini: fresh scenes with one edit each (recolor / remove / add / move / resize); an output
   passes when its graded scene equals the target scene. Per edit type and overall.
+- `oracle=True` (both): no LM. Each image is instead the render of a scene that meets the prompt
+  (`world.realize`) or of the edit's target, tokenized by the model's TA-Tok and painted back by the
+  de-tokenizer (`Dialect.reconstruct`): what a perfect LM would score with this tokenizer and
+  de-tokenizer, i.e. how much of the gap to 1.0 the drawing chain leaves.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
+from dialect.core.errors import DialectError
 from dialect.core.images import to_uint8
 from dialect.eval.stats import proportion
 from dialect.world import (
@@ -25,6 +30,8 @@ from dialect.world import (
     make_example,
     make_prompts,
     parse_image,
+    realize,
+    render,
     satisfies,
 )
 from dialect.world.grade import scene_equal
@@ -33,13 +40,24 @@ from dialect.world.scene import heldout_set
 GENEVAL_SEED = 5_000_011
 EDIT_SEED = 6_000_029
 PROMPT_SET_VERSION = 1  # bump when world.prompts changes what a (seed, index) prompt is
+LM_SAMPLING = ("temperature", "top_k", "top_p", "cfg_scale")
+
+
+def _check_oracle(oracle: bool, sampling: dict) -> None:
+    """An oracle run writes no LM tokens, so LM sampling settings would silently do nothing."""
+    given = [k for k in LM_SAMPLING if sampling.get(k) is not None]
+    if oracle and given:
+        raise DialectError(f"an oracle run draws no LM tokens; drop {', '.join(given)}")
 
 
 def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, seed: int = GENEVAL_SEED,
                  split: str = "all", scale: int = 0, decoder: str | None = None, progress: bool = True,
-                 world: WorldConfig | None = None, **sampling) -> tuple[dict, dict]:  # fmt: skip
+                 world: WorldConfig | None = None, oracle: bool = False,
+                 **sampling) -> tuple[dict, dict]:  # fmt: skip
     """-> (results, {"pass": [uint8 images], "fail": [...]}) (up to 16 examples each).
-    `decoder` None: the model's default de-tokenizer (the results name the one used)."""
+    `decoder` None: the model's default de-tokenizer (the results name the one used). `oracle`:
+    the prompt's scenes painted back from their own codes instead of the LM's (module docstring)."""
+    _check_oracle(oracle, sampling)
     world = world or WorldConfig(size=model.image_size)
     decoder = model.resolve_decoder(decoder)
     prompts = make_prompts(n_per_category, seed, world, split=split)
@@ -49,8 +67,14 @@ def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, se
     held = heldout_set(world)
     for i, p in enumerate(tqdm(prompts, desc="geneval-mini", disable=not progress)):
         unseen = any((o.color, o.shape) in held for o in p.constraints.objects if o.color)
-        images = to_uint8(model.generate(p.text, n=images_per_prompt, scale=scale, decoder=decoder,
-                                         seed=seed + i, **sampling))  # fmt: skip
+        if oracle:
+            rng = np.random.default_rng(seed + i)
+            scenes = [render(realize(rng, p, world), world) for _ in range(images_per_prompt)]
+            drawn = model.reconstruct(scenes, scale, decoder, seed=seed + i, **sampling)
+        else:
+            drawn = model.generate(p.text, n=images_per_prompt, scale=scale, decoder=decoder, seed=seed + i,
+                                   **sampling)  # fmt: skip
+        images = to_uint8(drawn)
         for img in images:
             ok = satisfies(img, p, world)
             hits[p.category] += ok
@@ -71,7 +95,7 @@ def geneval_mini(model, n_per_category: int = 20, images_per_prompt: int = 4, se
                "seen_pairs": proportion(hits["seen"], totals["seen"]),
                "n_per_category": n_per_category, "images_per_prompt": images_per_prompt, "seed": seed,
                "prompt_set_version": PROMPT_SET_VERSION, "split": split, "scale": scale, "decoder": decoder,
-               "sampling": sampling, "failed_prompts": failures}  # fmt: skip
+               "oracle": oracle, "sampling": sampling, "failed_prompts": failures}  # fmt: skip
     return results, examples
 
 
@@ -90,8 +114,11 @@ def edit_items(n: int, seed: int, world: WorldConfig, split: str = "train") -> l
 
 def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", scale: int = 0,
               decoder: str | None = None, batch_size: int = 25, progress: bool = True,
-              world: WorldConfig | None = None, **sampling) -> tuple[dict, dict]:  # fmt: skip
-    """-> (results, {"pass": [source|output pairs], "fail": [...]}); `decoder` as in `geneval_mini`."""
+              world: WorldConfig | None = None, oracle: bool = False,
+              **sampling) -> tuple[dict, dict]:  # fmt: skip
+    """-> (results, {"pass": [source|output pairs], "fail": [...]}); `decoder` and `oracle` (each
+    edit's target painted back from its own codes) as in `geneval_mini`."""
+    _check_oracle(oracle, sampling)
     world = world or WorldConfig(size=model.image_size)
     decoder = model.resolve_decoder(decoder)
     items = [(ex["image"], edit) for ex, edit in edit_items(n, seed, world, split)]
@@ -99,8 +126,12 @@ def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", 
     examples: dict[str, list[np.ndarray]] = {"pass": [], "fail": []}
     for b, start in enumerate(tqdm(range(0, n, batch_size), desc="edit-mini", disable=not progress)):
         chunk = items[start : start + batch_size]
-        out = model.edit([img for img, _ in chunk], [e["instruction"] for _, e in chunk], scale=scale,
-                         decoder=decoder, seed=seed + b, **sampling)  # fmt: skip
+        if oracle:
+            targets = [render(e["target"], world) for _, e in chunk]
+            out = model.reconstruct(targets, scale, decoder, seed=seed + b, **sampling)
+        else:
+            out = model.edit([img for img, _ in chunk], [e["instruction"] for _, e in chunk], scale=scale,
+                             decoder=decoder, seed=seed + b, **sampling)  # fmt: skip
         for (src, edit), img in zip(chunk, to_uint8(out), strict=True):
             ok = scene_equal(parse_image(img, world), edit["target"])
             hits[edit["type"]] += ok
@@ -111,7 +142,8 @@ def edit_mini(model, n: int = 200, seed: int = EDIT_SEED, split: str = "train", 
     by_type = {t: proportion(hits[t], totals[t]) for t in EDIT_TYPES if totals[t]}
     overall = proportion(sum(hits.values()), sum(totals.values()))
     return {"benchmark": "edit-mini", "overall": overall, "by_type": by_type, "n": n, "seed": seed,
-            "split": split, "scale": scale, "decoder": decoder, "sampling": sampling}, examples  # fmt: skip
+            "split": split, "scale": scale, "decoder": decoder, "oracle": oracle,
+            "sampling": sampling}, examples  # fmt: skip
 
 
 FID_SEED = 7_000_003

@@ -137,6 +137,16 @@ class Dialect:
         dec = self.decoders[self.resolve_decoder(decoder)]
         return dec.decode_ids(codes, scale, seed=seed, **sampling).float().clamp(-1, 1)
 
+    @torch.no_grad()
+    def reconstruct(
+        self, images: Any, scale: int = 0, decoder: str | None = None, seed: int | None = 0, **sampling
+    ) -> torch.Tensor:
+        """Images -> Tar's TA-Tok codes at `scale` -> painted back by the de-tokenizer, the path an
+        LM-written image takes (B, 3, H, W). On images that meet a prompt or an edit's target, it
+        is what a perfect LM would draw: the ceiling of GenEval-mini and Edit-mini (`--oracle`)."""
+        codes = self.tar.encode_images(self._images(images), scale)
+        return self.decode(codes, scale, decoder, seed, **sampling)
+
     # ------------------------------------------------------------------ understanding
     @property
     def reply_tokens(self) -> int:

@@ -6,8 +6,8 @@
     assert scene_equal(parsed, ex["scene"])
 
 Modules: scene (config, dataclasses, sampling), render (pixels), language (captions, QA),
-edits (edit triples), prompts (GenEval-style prompts + constraints), example (one seeded example),
-grade (parse_image, scene_equal, satisfies, recovery).
+edits (edit triples), prompts (GenEval-style prompts + constraints), realize (a scene meeting a
+prompt), example (one seeded example), grade (parse_image, scene_equal, satisfies, recovery).
 """
 
 from dialect.world.edits import EDIT_TYPES, make_edits, make_variation
@@ -23,6 +23,7 @@ from dialect.world.grade import (
 )
 from dialect.world.language import QA_TYPES, captions, questions, scene_description
 from dialect.world.prompts import CATEGORIES, Constraints, ObjSpec, Prompt, RelSpec, make_prompt, make_prompts
+from dialect.world.realize import realize
 from dialect.world.render import render
 from dialect.world.scene import (
     COLUMNS,
@@ -67,6 +68,7 @@ __all__ = [
     "match_objects",
     "parse_image",
     "questions",
+    "realize",
     "recovery",
     "relation_holds",
     "render",
