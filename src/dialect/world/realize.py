@@ -43,6 +43,7 @@ def realize(
         )
     # the first object of each spec stands for it in a relation (RelSpec indexes specs)
     first = np.cumsum([0] + [s.count for s in cons.objects])[:-1]
+    margin = cfg.relation_margin
     for _ in range(tries):
         objs: list[Obj] = []
         for shape, color in wanted:
@@ -52,7 +53,6 @@ def realize(
             objs.append(obj)
         if len(objs) < len(wanted):
             continue
-        margin = cfg.relation_margin
         if all(
             relation_holds(objs[first[r.a]], r.relation, objs[first[r.b]], margin) for r in cons.relations
         ):
