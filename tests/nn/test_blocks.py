@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from dialect.encoders.vit import ViT, ViTConfig
-from dialect.nn.blocks import MATH_ATTENTION_MAX_LEN, Stack, attention
+from dialect.nn.blocks import MATH_ATTENTION_MAX_LEN, Stack, attention, one_query_attention
 
 
 def test_init_scales_the_residual_projections_with_depth():
@@ -109,3 +109,24 @@ def test_attention_backends_agree_in_values_and_gradients(causal, length):
     assert torch.allclose(out.float(), ref, atol=3e-2)
     for g, r in zip(grads, ref_grads, strict=True):
         assert torch.allclose(g.float(), r.float(), atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("mask_shape", [None, (1, 40), (2, 1, 1, 40)])
+def test_one_query_attention_equals_sdpa_and_replaces_it_in_traced_steps(mask_shape):
+    """A single query's attention as two reductions equals SDPA's under every mask layout a
+    decoding step passes; traced (a compiled decoding step), `attention` takes it and calls no
+    SDPA kernel, while eager code keeps SDPA."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 1, 16), torch.randn(2, 4, 40, 16), torch.randn(2, 4, 40, 16)
+    mask = None if mask_shape is None else torch.rand(mask_shape) < 0.7
+    if mask is not None:
+        mask[..., 0] = True  # every query sees at least one key
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(one_query_attention(q, k, v, mask), ref, rtol=1e-5, atol=1e-6)
+    step = torch.compile(attention, fullgraph=True, dynamic=False)
+    for fn in (attention, step):
+        with torch.inference_mode(), torch.profiler.profile() as prof:
+            got = fn(q, k, v, mask, False)
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+        sdpa = any("scaled_dot_product" in e.key for e in prof.key_averages())
+        assert sdpa == (fn is attention), [e.key for e in prof.key_averages()]

@@ -137,11 +137,39 @@ class StaticKVCache:
 MATH_ATTENTION_MAX_LEN = 160
 
 
+def one_query_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Attention of a single query, q (B, h, 1, d), over k and v (B, h, S, d) under a boolean mask
+    broadcasting to (B, h, 1, S) (True = attend) -> (B, h, 1, d), written as two reductions for
+    inductor to fuse: scores along k's contiguous rows, the weighted sum of v down its positions.
+
+    For traced decoding steps only. There, inductor keeps SDPA an external flash-attention call
+    that streamed the 1,024-position caches of the 21M-parameter Llama's 4 layers at about half the
+    speed of these fused loops (cold caches, 2 threads: 1.74 ms against 0.77-1.05 ms per step;
+    eager SDPA 0.96-1.27 ms), and the whole compiled step took 1.16x less time per token at 1,024
+    cached positions (1.05x at 128)."""
+    scores = ((k * q).sum(-1) * q.shape[-1] ** -0.5).unsqueeze(-2)  # (B, h, 1, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(-1).to(v.dtype)
+    return (v * weights.transpose(-1, -2)).sum(-2, keepdim=True)
+
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool
 ) -> torch.Tensor:
     """SDPA over q (B, h, T, d), k and v (B, h, S, d) -> (B, h, T, d), on the faster backend
-    (see MATH_ATTENTION_MAX_LEN); both give the same values up to rounding."""
+    (see MATH_ATTENTION_MAX_LEN and `one_query_attention`); all give the same values up to
+    rounding."""
+    if (
+        q.shape[2] == 1
+        and not q.requires_grad
+        and q.device.type == "cpu"
+        and (mask is None or mask.dtype == torch.bool)
+        and torch.compiler.is_compiling()
+    ):
+        return one_query_attention(q, k, v, mask)
     if (
         q.requires_grad
         and q.dtype == torch.bfloat16
