@@ -137,6 +137,9 @@ class StaticKVCache:
 MATH_ATTENTION_MAX_LEN = 160
 
 
+ONE_QUERY_ATTENTION = True  # traced single-query attention as fused reductions (False: SDPA)
+
+
 def one_query_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
 ) -> torch.Tensor:
@@ -147,8 +150,8 @@ def one_query_attention(
     For traced decoding steps only. There, inductor keeps SDPA an external flash-attention call
     that streamed the 1,024-position caches of the 21M-parameter Llama's 4 layers at about half the
     speed of these fused loops (cold caches, 2 threads: 1.74 ms against 0.77-1.05 ms per step;
-    eager SDPA 0.96-1.27 ms), and the whole compiled step took 1.16x less time per token at 1,024
-    cached positions (1.05x at 128)."""
+    eager SDPA 0.96-1.27 ms). Per compiled step (`benchmarks/bench_decode_kernels.py`, row-dot
+    products either way): 1.01-1.11x less time at 1,024 cached positions, level at 64-256."""
     scores = ((k * q).sum(-1) * q.shape[-1] ** -0.5).unsqueeze(-2)  # (B, h, 1, S)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -163,7 +166,8 @@ def attention(
     (see MATH_ATTENTION_MAX_LEN and `one_query_attention`); all give the same values up to
     rounding."""
     if (
-        q.shape[2] == 1
+        ONE_QUERY_ATTENTION
+        and q.shape[2] == 1
         and not q.requires_grad
         and q.device.type == "cpu"
         and (mask is None or mask.dtype == torch.bool)

@@ -32,9 +32,9 @@ loop of dot products along W's contiguous rows, with the cast of a half copy fus
 It streams a large matrix faster than any BLAS call here (one 128 MiB matrix times one row,
 GB/s, 1 / 2 threads: this row-dot 34.5 / 40.3; the transposed copy 23.0 / 27.8; `F.linear`
 12.9 / 14.7; a streaming sum 32.0 / 51.4) and, compiled inside the 21M-parameter Llama's decoding
-step, took 1.38-1.47x less time per token than the slabs at 128 cached positions and 1.11-1.28x
-at 1,024 (two rows: 1.24-1.30x; four rows level; eight rows 0.90x, so from three rows on the
-slabs stay). Eager code would materialise W * x, so it is only traced, never run eagerly.
+step, took 1.16-1.54x less time per token than the slabs (`benchmarks/bench_decode_kernels.py`;
+two rows in a scratch A/B: 1.24-1.30x; four rows level; eight rows 0.90x, so from three rows on
+the slabs stay). Eager code would materialise W * x, so it is only traced, never run eagerly.
 
 Half-precision inference (`set_half_inference`, off by default). fp32 few-row products run on one
 thread at 14-15 GB/s here, a third of what a streaming sum reads, and a 960-row prefill at ~40%
