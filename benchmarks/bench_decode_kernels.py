@@ -74,10 +74,6 @@ def main() -> None:
     args = ap.parse_args()
     load = start(args)
     torch.manual_seed(0)
-    # every (setting, cache shape) is a compiled entry of the one step: keep them all
-    torch._dynamo.config.recompile_limit = max(
-        torch._dynamo.config.recompile_limit, 4 * len(SETTINGS) * len(args.lengths)
-    )
     model = DecoderLM(CONFIGS[args.config]).eval().compile_decoding()
     runs = [(length, min(args.steps, length // 2)) for length in args.lengths]
     times = {(name, length): [] for name in SETTINGS for length, _ in runs}

@@ -32,6 +32,7 @@ no GPU was available.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,10 @@ from dialect.nn.linear import Linear, prepare_transposes, set_half_inference
 from dialect.nn.rope import rope_1d
 
 CAPACITY_STEP = 128  # compiled decoding: cache capacities are multiples of this (see new_caches)
+# compiled decoding: every (batch, capacity) is its own entry of the one step, whose code all
+# DecoderLMs share; dynamo's default limit of 8 entries would stop a long model at its ninth
+# capacity (max_len 1088 has nine) or a second model sooner
+RECOMPILE_LIMIT = 64
 
 
 @dataclass
@@ -105,10 +110,18 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         the time of a batch-1 step on a CPU beside the weight matmuls. The first call for each
         (batch, capacity) traces and compiles (seconds to a minute); later calls replay. Greedy
         tokens equal the eager path's (tested). `compile_kwargs` go to `torch.compile` (default:
-        fullgraph, static shapes)."""
+        fullgraph, static shapes).
+
+        The step's code is shared by every DecoderLM, and each (batch, capacity) adds an entry to
+        dynamo's cache for it: this raises dynamo's process-wide recompile limit to at least
+        RECOMPILE_LIMIT (its default is 8). Past the limit a step warns once and runs eagerly on
+        the same fixed-shape caches (same tokens, slower) instead of failing."""
         if not enabled:
             self._step = None
             return self
+        config = torch._dynamo.config
+        config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+        self._warned_eager_step = False
         kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
         self._step = torch.compile(self._decode_step, **kwargs)
         return self
@@ -185,7 +198,17 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             self._check_caches(caches, start, n_in)
             one_step = prefix is None and ids is not None and ids.shape[1] == 1
             if static and one_step and self._step is not None:
-                return self._step(ids, caches, token_bias)
+                try:
+                    return self._step(ids, caches, token_bias)
+                except torch._dynamo.exc.FailOnRecompileLimitHit:  # raised before the step ran
+                    if not self._warned_eager_step:
+                        self._warned_eager_step = True
+                        warnings.warn(
+                            "compiled decoding: dynamo's recompile limit "
+                            f"({torch._dynamo.config.recompile_limit}) is reached; cache shapes "
+                            "without a compiled step decode eagerly (torch._dynamo.reset() clears it)",
+                            stacklevel=2,
+                        )
         x = self._embed(ids, prefix, token_bias)  # (B, P + T, dim)
         if self.shift is not None:
             x = self._token_shift(x, caches, static)
