@@ -130,3 +130,14 @@ def test_one_query_attention_equals_sdpa_and_replaces_it_in_traced_steps(mask_sh
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
         sdpa = any("scaled_dot_product" in e.key for e in prof.key_averages())
         assert sdpa == (fn is attention), [e.key for e in prof.key_averages()]
+
+
+def test_one_query_attention_accumulates_bf16_inputs_in_fp32_like_sdpa():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, n, 16) * 3 for n in (1, 300, 300))
+    ref = F.scaled_dot_product_attention(q, k, v)
+    half = [t.bfloat16() for t in (q, k, v)]
+    sdpa_err = (F.scaled_dot_product_attention(*half).float() - ref).norm() / ref.norm()
+    ours = one_query_attention(*half, None)
+    assert ours.dtype == torch.bfloat16
+    assert (ours.float() - ref).norm() / ref.norm() <= 1.2 * sdpa_err

@@ -152,11 +152,12 @@ def one_query_attention(
     speed of these fused loops (cold caches, 2 threads: 1.74 ms against 0.77-1.05 ms per step;
     eager SDPA 0.96-1.27 ms). Per compiled step (`benchmarks/bench_decode_kernels.py`, row-dot
     products either way): 1.01-1.11x less time at 1,024 cached positions, level at 64-256."""
-    scores = ((k * q).sum(-1) * q.shape[-1] ** -0.5).unsqueeze(-2)  # (B, h, 1, S)
+    # accumulated in fp32 whatever the inputs' dtype, as SDPA does (the casts fuse into the loads)
+    scores = ((k.float() * q.float()).sum(-1) * q.shape[-1] ** -0.5).unsqueeze(-2)  # (B, h, 1, S)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(-1).to(v.dtype)
-    return (v * weights.transpose(-1, -2)).sum(-2, keepdim=True)
+    weights = scores.softmax(-1)
+    return (v.float() * weights.transpose(-1, -2)).sum(-2, keepdim=True).to(v.dtype)
 
 
 def attention(
