@@ -1,5 +1,6 @@
 """End-to-end latency of the shipped default model on this CPU: `generate` per image for every
-TA-Tok scale x de-tokenizer, and `caption` / `ask` per image, at batch 1 and batch 8.
+TA-Tok scale x de-tokenizer, and `caption` / `ask` per image, at batch 1 and batch 8; each as
+loaded (eager decoding) and after `Dialect.compile_decoding()`, side by side.
 
 Each number is the median wall time of `--repeats` calls after a warm-up call, divided by the
 images in the call, with the library's default sampling (the paper's T = 1, top-p 0.95,
@@ -29,29 +30,40 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     args = ap.parse_args()
     load = start(args)
-    d = Dialect.from_pretrained()
-    scales = d.tar.config.tatok.num_scales
-    rows = ["| call | scale (tokens) | decoder | batch | s / image |", "|---|---|---|---|---|"]
+    eager, compiled = Dialect.from_pretrained(), Dialect.from_pretrained().compile_decoding()
+    scales = eager.tar.config.tatok.num_scales
+    rows = [
+        "| call | scale (tokens) | decoder | batch | s / image | compiled s / image | eager / compiled |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def row(call: str, scale: str, dec: str, b: int, fn) -> None:
+        """Time fn(model) on the eager and the compiled pipeline, side by side -> a table row."""
+        secs = [median_seconds(lambda d=d: fn(d), args.repeats) / b for d in (eager, compiled)]
+        rows.append(
+            f"| {call} | {scale} | {dec} | {b} | {secs[0]:.3f} | {secs[1]:.3f} | {secs[0] / secs[1]:.2f}x |"
+        )
+        print(rows[-1], flush=True)
+
     for b in args.batches:
         for scale in range(scales):
-            n_tok = d.tar.tatok.scale_side(scale) ** 2
-            for dec in d.decoders:
-                secs = median_seconds(
-                    lambda b=b, scale=scale, dec=dec: d.generate(PROMPT, n=b, scale=scale, decoder=dec),
-                    args.repeats,
-                )
-                rows.append(f"| generate | {scale} ({n_tok}) | {dec} | {b} | {secs / b:.3f} |")
-                print(rows[-1], flush=True)
-        world = WorldConfig(size=d.image_size)
+            n_tok = eager.tar.tatok.scale_side(scale) ** 2
+            for dec in eager.decoders:
+                row(
+                    "generate", f"{scale} ({n_tok})", dec, b,
+                    lambda d, b=b, scale=scale, dec=dec: d.generate(PROMPT, n=b, scale=scale, decoder=dec),
+                )  # fmt: skip
+        world = WorldConfig(size=eager.image_size)
         imgs = [render(sample_scene(np.random.default_rng(i), world), world) for i in range(b)]
-        secs = median_seconds(lambda imgs=imgs: d.caption(imgs), args.repeats)
-        rows.append(f"| caption | {d.tar.config.understand_scale} | - | {b} | {secs / b:.3f} |")
-        secs = median_seconds(lambda imgs=imgs: d.ask(imgs, "what color is the circle?"), args.repeats)
-        rows.append(f"| ask | {d.tar.config.understand_scale} | - | {b} | {secs / b:.3f} |")
-        print("\n".join(rows[-2:]), flush=True)
+        understand = str(eager.tar.config.understand_scale)
+        row("caption", understand, "-", b, lambda d, imgs=imgs: d.caption(imgs))
+        row("ask", understand, "-", b, lambda d, imgs=imgs: d.ask(imgs, "what color is the circle?"))
     body = (
         "\n".join(rows) + f"\n\nShipped default model, prompt '{PROMPT}', default sampling, median of "
-        f"{args.repeats} calls after a warm-up, per image. 1-minute load average at the start: {load:.1f}.\n"
+        f"{args.repeats} calls after a warm-up, per image. 'compiled': the same pipeline after "
+        "`Dialect.compile_decoding()` (Tar's and AR-DTok's one-token decoding steps `torch.compile`d; its "
+        "warm-up call compiles each new batch shape, seconds, untimed here). "
+        f"1-minute load average at the start: {load:.1f}.\n"
     )
     report("End-to-end latency of the shipped model", body, args.write)
 

@@ -251,3 +251,33 @@ def test_ask_builds_its_prompt_in_the_order_the_lm_was_trained_on(folder, questi
     for conv in seen:
         ((role, content),) = conv
         assert role == "user" and [type(part) for part in content] == want
+
+
+def test_compiled_decoding_gives_the_same_captions_codes_and_scores(folder, tmp_path, monkeypatch):
+    """`Dialect.compile_decoding` (and `dialect eval --compile`) compiles Tar's and AR-DTok's decoding
+    steps; captions, codes and images, and a benchmark's results, equal the eager ones."""
+    import json
+
+    from dialect.eval import understanding
+
+    torch._dynamo.reset()
+    d = Dialect.from_pretrained(folder)
+    images = torch.zeros(2, 3, 16, 16)
+    eager = d.caption(images), d.generate(["a red ball"], n=2, scale=1, seed=0, decoder="ar")
+    d.compile_decoding()
+    assert d.tar.lm._step is not None and d.decoders["ar"].lm._step is not None
+    compiled = d.caption(images), d.generate(["a red ball"], n=2, scale=1, seed=0, decoder="ar")
+    assert compiled[0] == eager[0] and torch.equal(compiled[1], eager[1])
+    d.compile_decoding(False)
+    assert d.tar.lm._step is None and d.decoders["ar"].lm._step is None
+
+    orig = understanding.caption_f1
+    small = lambda *a, **k: orig(*a, world=WORLD, progress=False, **k)  # noqa: E731
+    monkeypatch.setattr(understanding, "caption_f1", small)
+    scores = {}
+    for flag in ([], ["--compile"]):
+        out = tmp_path / f"caption{len(flag)}"
+        assert main(["eval", "caption", "--model", str(folder), "--n", "3", "--out", str(out), *flag]) == 0
+        scores[len(flag)] = json.loads((out / "results.json").read_text())["f1"]
+    assert scores[0] == scores[1]
+    torch._dynamo.reset()

@@ -59,3 +59,12 @@ def test_serve_without_gradio_names_the_install_command(monkeypatch, capsys):
 def test_serve_checks_its_port(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     assert "--port must be in 1..65535" in capsys.readouterr().err
+
+
+def test_serve_compile_serves_a_model_with_compiled_decoding(monkeypatch):
+    served = {}
+    monkeypatch.setattr(app, "build_demo", lambda model: served.setdefault("model", model))
+    monkeypatch.setattr(app, "launch", lambda demo, host, port: served.update(port=port))
+    assert main(["serve", "--compile", "--port", "7861"]) == 0
+    assert served["port"] == 7861 and served["model"].tar.lm._step is not None
+    served["model"].compile_decoding(False)

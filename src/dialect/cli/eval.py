@@ -63,6 +63,11 @@ def add_parser(sub) -> None:
         default=None,
         help="fid: TorchScript FID Inception file (inception-2015-12-05.pt)",
     )
+    p.add_argument(
+        "--compile", action="store_true",
+        help="decode through compiled one-token steps (Dialect.compile_decoding): seconds to compile "
+        "each batch shape once, then faster text and code decoding; the same tokens",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         from dialect.eval.fid import load_feature_network
 
         network = load_feature_network(args.inception_weights)
-    model = Dialect.from_pretrained(args.model)
+    model = Dialect.from_pretrained(args.model).compile_decoding(args.compile)
     args.decoder = model.resolve_decoder(args.decoder)  # named in the results, whichever was picked
     kw = {k: v for k, v in (("seed", args.seed), ("split", args.split)) if v is not None}
     examples = {}

@@ -1,4 +1,4 @@
-"""`dialect serve [--model PATH] [--host 127.0.0.1] [--port 7860]`: the web demo in a browser.
+"""`dialect serve [--model PATH] [--host 127.0.0.1] [--port 7860] [--compile]`: the web demo.
 
 Loads the model (default: the one shipped inside the package) and serves the four-panel Gradio
 app of `dialect.web.app` until Ctrl-C. Gradio is optional and imported only here, so `dialect`
@@ -21,6 +21,11 @@ def add_parser(sub) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument(
+        "--compile", action="store_true",
+        help="decode through compiled one-token steps (Dialect.compile_decoding): the first request "
+        "of each batch shape compiles (seconds), later ones decode faster",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     app = load_app()  # before the model: a missing Gradio should not cost a model load
     from dialect.unified.pipeline import Dialect
 
-    demo = app.build_demo(Dialect.from_pretrained(args.model))
+    demo = app.build_demo(Dialect.from_pretrained(args.model).compile_decoding(args.compile))
     print(f"dialect serve: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     app.launch(demo, host=args.host, port=args.port)
     return 0
