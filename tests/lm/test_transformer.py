@@ -446,11 +446,11 @@ def test_token_shift_lets_a_micro_lm_learn_associative_recall():
     assert _recall_accuracy(token_shift=False) < 0.6
 
 
-def test_compiled_decoding_past_the_recompile_limit_warns_and_decodes_eagerly(monkeypatch):
+def test_compiled_decoding_past_the_recompile_limit_warns_and_decodes_eagerly():
     """Each (batch, capacity) is a compiled entry of the one step all DecoderLMs share: compiling
     raises dynamo's limit, and a shape past it decodes eagerly on its fixed-shape caches (the same
     tokens) after one warning, instead of failing."""
-    from dialect.lm.transformer import RECOMPILE_LIMIT
+    from dialect.nn.compile import RECOMPILE_LIMIT
 
     model = _sharpen(_model(prefix_dim=0, max_len=300))
     ids = {n: torch.randint(0, 37, (1, n)) for n in (4, 140)}  # capacities 128 and 256
@@ -459,10 +459,11 @@ def test_compiled_decoding_past_the_recompile_limit_warns_and_decodes_eagerly(mo
     model.compile_decoding()
     try:
         assert torch._dynamo.config.recompile_limit >= RECOMPILE_LIMIT
-        monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
-        assert torch.equal(model.generate(None, 6, GREEDY, ids=ids[4]), eager[4])  # compiled
-        with pytest.warns(UserWarning, match="recompile limit"):
-            past = model.generate(None, 6, GREEDY, ids=ids[140])  # a second shape: eager
+        # torch's own patch: pytest's monkeypatch may delete a config entry on undo
+        with torch._dynamo.config.patch(recompile_limit=1):
+            assert torch.equal(model.generate(None, 6, GREEDY, ids=ids[4]), eager[4])  # compiled
+            with pytest.warns(UserWarning, match="recompile limit"):
+                past = model.generate(None, 6, GREEDY, ids=ids[140])  # a second shape: eager
         assert torch.equal(past, eager[140])
         assert isinstance(model.new_caches(1, 200)[0], StaticKVCache)
     finally:

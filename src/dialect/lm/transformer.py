@@ -42,14 +42,11 @@ from torch import nn
 from dialect.core.pretrained import Pretrained
 from dialect.lm.decoding import Decoding, check_select, select_rows
 from dialect.nn.blocks import KVCache, Stack, StaticKVCache, init_transformer_weights
+from dialect.nn.compile import raise_recompile_limit
 from dialect.nn.linear import Linear, prepare_transposes, set_half_inference
 from dialect.nn.rope import rope_1d
 
 CAPACITY_STEP = 128  # compiled decoding: cache capacities are multiples of this (see new_caches)
-# compiled decoding: every (batch, capacity) is its own entry of the one step, whose code all
-# DecoderLMs share; dynamo's default limit of 8 entries would stop a long model at its ninth
-# capacity (max_len 1088 has nine) or a second model sooner
-RECOMPILE_LIMIT = 64
 
 
 @dataclass
@@ -113,14 +110,14 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         fullgraph, static shapes).
 
         The step's code is shared by every DecoderLM, and each (batch, capacity) adds an entry to
-        dynamo's cache for it: this raises dynamo's process-wide recompile limit to at least
-        RECOMPILE_LIMIT (its default is 8). Past the limit a step warns once and runs eagerly on
-        the same fixed-shape caches (same tokens, slower) instead of failing."""
+        dynamo's cache for it (a max_len of 1088 alone has nine capacities): this raises dynamo's
+        process-wide recompile limit (`dialect.nn.compile.raise_recompile_limit`; its default of 8
+        made the ninth shape fail). Past the limit a step warns once and runs eagerly on the same
+        fixed-shape caches (same tokens, slower) instead of failing."""
         if not enabled:
             self._step = None
             return self
-        config = torch._dynamo.config
-        config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+        raise_recompile_limit()
         self._warned_eager_step = False
         kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
         self._step = torch.compile(self._decode_step, **kwargs)

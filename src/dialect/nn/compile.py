@@ -57,6 +57,14 @@ class CompilableLayer(nn.Module):
 RECOMPILE_LIMIT = 64  # graphs per compiled function; torch's default of 8 is too few here
 
 
+def raise_recompile_limit() -> None:
+    """Raise dynamo's process-wide limit of graphs per compiled function to at least
+    RECOMPILE_LIMIT (never lowers it): a compiled function shared by many kinds of call passes
+    torch's default of 8, after which dynamo runs it eagerly or, with fullgraph, fails."""
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+
+
 def compile_layers(model: nn.Module) -> int:
     """Run every `CompilableLayer` in `model` through its compiled forward from now on (see the
     module docstring); returns how many there are.
@@ -64,11 +72,10 @@ def compile_layers(model: nn.Module) -> int:
     One class's compiled forward serves every kind of call of every model in the process: the
     Tar LM's layers (RoPE, gradients, two attention kernels by length) beside its frozen TA-Tok's
     (no RoPE, no gradients), and a batch of one specialises too. That passes torch's default of 8
-    graphs per function, after which dynamo silently runs eagerly, so the limit is raised to
-    `RECOMPILE_LIMIT` (a process-wide dynamo setting, only ever raised here)."""
+    graphs per function, after which dynamo silently runs eagerly, so the limit is raised
+    (`raise_recompile_limit`)."""
     layers = [m for m in model.modules() if isinstance(m, CompilableLayer)]
-    config = torch._dynamo.config
-    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+    raise_recompile_limit()
     _ENABLED.update(layers)
     return len(layers)
 
