@@ -95,12 +95,11 @@ class Dialect:
 
     def compile_decoding(self, enabled: bool = True) -> Dialect:
         """Decode through compiled one-token steps (`DecoderLM.compile_decoding`): Tar's LM and
-        AR-DTok's. Every (batch, cache capacity) compiles once, in seconds (about 20 s for the
-        shipped model's first caption and generation on the 2-core CPU here); after that, on the
-        shipped model, `generate_codes` of 4 images ran 1.49x and `caption` of 2 images 1.69x
-        faster, with the same codes (`benchmarks/bench_latency.py` has the current figures). So it
-        pays for a server or a benchmark run, not a single call. A Hugging Face backbone
-        (`model.hf_lm`) keeps its eager decoding."""
+        AR-DTok's. Every (batch, cache capacity) compiles once, in seconds; after that, on the
+        shipped model, AR-DTok's `generate` ran 2.96-3.73x and `caption` 1.91x faster at batch 1,
+        with the same tokens (`benchmarks/bench_latency.py`, BENCHMARKS.md). So it pays for a
+        server or a benchmark run, not a single call. A Hugging Face backbone (`model.hf_lm`)
+        keeps its eager decoding."""
         lms = [getattr(self.tar, "lm", None)] + [getattr(d, "lm", None) for d in self.decoders.values()]
         for lm in lms:
             if hasattr(lm, "compile_decoding"):
