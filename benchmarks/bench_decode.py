@@ -68,14 +68,15 @@ def decode_tail(model: DecoderLM, ids: torch.Tensor, n: int, cached: bool) -> tu
     out = []
     _sync(device)
     t0 = time.perf_counter()
-    for i in range(n):
-        tok = logits.argmax(-1, keepdim=True)  # (1, 1)
-        out.append(tok)
-        if cached:
-            logits = model(tok, caches=caches, start=start + i)[:, -1]
-        else:
-            ids = torch.cat([ids, tok], dim=1)
-            logits = model(ids)[:, -1]
+    with model.decoding_steps(caches):  # as `generate` runs its steps
+        for i in range(n):
+            tok = logits.argmax(-1, keepdim=True)  # (1, 1)
+            out.append(tok)
+            if cached:
+                logits = model(tok, caches=caches, start=start + i)[:, -1]
+            else:
+                ids = torch.cat([ids, tok], dim=1)
+                logits = model(ids)[:, -1]
     _sync(device)
     return time.perf_counter() - t0, torch.cat(out, dim=1)
 

@@ -1,11 +1,15 @@
 """Compiled decoding steps: the fused kernels against the library calls they replaced, side by side.
 
-`DecoderLM.compile_decoding()` traces one batch-1 step. Two choices inside it are switchable:
+`DecoderLM.compile_decoding()` traces one batch-1 step. Three choices inside it are switchable:
 - the products of one or two rows: inductor's row-dot loops over each (out, in) weight
   (`dialect.nn.linear.ROWDOT_ROWS = 2`) or the BLAS on column slabs (`ROWDOT_ROWS = 0`);
 - the single query's attention: two fused reductions (`dialect.nn.blocks.ONE_QUERY_ATTENTION`) or
-  SDPA's flash kernel, an external call.
-One model with both settings compiled (dynamo guards on the switches, so each setting replays its
+  SDPA's flash kernel, an external call;
+- whether a row-dot reads its input from a stored buffer (`dialect.nn.linear.STORE_ROWDOT_INPUT`)
+  or recomputes the norm before it inside the loop, for every output row.
+A last setting runs the steps of the fastest one inside `DecoderLM.decoding_steps`, the scope
+`generate` gives its loop, where dynamo checks its guards at the first step only.
+One model with every setting compiled (dynamo guards on the switches, so each setting replays its
 own trace) decodes the same greedy steps in interleaved repeats, on the `bench_decode.py` model.
 Reported: time per step for each setting and their ratio at each length, and whether the greedy
 tokens agree.
@@ -32,37 +36,43 @@ except ImportError:  # run as a script from the repo root
     from bench_decode import CONFIGS
     from common import parser, report, start
 
-SETTINGS = {  # name -> (ROWDOT_ROWS, ONE_QUERY_ATTENTION)
-    "BLAS slabs + SDPA": (0, False),
-    "row-dot + SDPA": (2, False),
-    "row-dot + fused attention": (2, True),
+SETTINGS = {  # name -> (ROWDOT_ROWS, ONE_QUERY_ATTENTION, STORE_ROWDOT_INPUT, in decoding_steps)
+    "BLAS slabs + SDPA": (0, False, False, False),
+    "row-dot + SDPA": (2, False, False, False),
+    "row-dot + fused attention": (2, True, False, False),
+    "stored row-dot inputs + fused attention": (2, True, True, False),
+    "the same, guards skipped after the first step": (2, True, True, True),
 }
 
 
 @contextlib.contextmanager
-def setting(rowdot_rows: int, one_query: bool):
-    saved = linear.ROWDOT_ROWS, blocks.ONE_QUERY_ATTENTION
-    linear.ROWDOT_ROWS, blocks.ONE_QUERY_ATTENTION = rowdot_rows, one_query
+def setting(rowdot_rows: int, one_query: bool, store_input: bool, scoped: bool):
+    """The kernel switches of one setting (`scoped` is for `steps`)."""
+    saved = linear.ROWDOT_ROWS, blocks.ONE_QUERY_ATTENTION, linear.STORE_ROWDOT_INPUT
+    linear.ROWDOT_ROWS, linear.STORE_ROWDOT_INPUT = rowdot_rows, store_input
+    blocks.ONE_QUERY_ATTENTION = one_query
     try:
         yield
     finally:
-        linear.ROWDOT_ROWS, blocks.ONE_QUERY_ATTENTION = saved
+        linear.ROWDOT_ROWS, blocks.ONE_QUERY_ATTENTION, linear.STORE_ROWDOT_INPUT = saved
 
 
-def steps(model: DecoderLM, length: int, n: int) -> tuple[float, torch.Tensor]:
+def steps(model: DecoderLM, length: int, n: int, scoped: bool = False) -> tuple[float, torch.Tensor]:
     """Prefill L - n random ids (untimed), then time n - 2 greedy steps after 2 untimed ones ->
-    (seconds per step, the greedy tokens (n,))."""
+    (seconds per step, the greedy tokens (n,)); `scoped`: inside `model.decoding_steps`, as
+    `generate` runs them (dynamo's guards skipped after the first step)."""
     g = torch.Generator().manual_seed(length)
     ids = torch.randint(0, model.config.vocab_size, (1, length - n), generator=g)
     caches = model.new_caches(1, length)
     logits = model(ids, caches=caches, last_only=True)[:, -1]
     tokens, t0 = [], 0.0
-    for i in range(n):
-        if i == 2:
-            t0 = time.perf_counter()
-        tok = logits.argmax(-1, keepdim=True)
-        tokens.append(tok)
-        logits = model(tok, caches=caches, start=length - n + i)[:, -1]
+    with model.decoding_steps(caches) if scoped else contextlib.nullcontext():
+        for i in range(n):
+            if i == 2:
+                t0 = time.perf_counter()
+            tok = logits.argmax(-1, keepdim=True)
+            tokens.append(tok)
+            logits = model(tok, caches=caches, start=length - n + i)[:, -1]
     return (time.perf_counter() - t0) / (n - 2), torch.cat(tokens).flatten()
 
 
@@ -83,13 +93,13 @@ def main() -> None:
         for length, n in runs:  # compiles each setting for each cache shape
             for switches in SETTINGS.values():
                 with setting(*switches):
-                    steps(model, length, n)
+                    steps(model, length, n, scoped=switches[-1])
         compile_s = time.perf_counter() - t0
         for _ in range(args.repeats):
             for length, n in runs:
                 for name, switches in SETTINGS.items():
                     with setting(*switches):
-                        t, tokens[name, length] = steps(model, length, n)
+                        t, tokens[name, length] = steps(model, length, n, scoped=switches[-1])
                     times[name, length].append(t)
     names = list(SETTINGS)
     base = names[0]
@@ -114,8 +124,11 @@ def main() -> None:
         f"first 2 untimed; median of {args.repeats} interleaved repeats after compiling every setting for "
         f"every cache shape ({compile_s:.0f} s). Settings: `dialect.nn.linear.ROWDOT_ROWS` (0: the BLAS "
         "on column slabs, 2: inductor's row-dot loops) and `dialect.nn.blocks.ONE_QUERY_ATTENTION` "
-        "(SDPA's flash kernel, or two fused reductions). 'same tokens': every setting decoded the same "
-        f"greedy tokens. 1-minute load average at the start: {load:.1f}.\n"
+        "(SDPA's flash kernel, or two fused reductions) and `dialect.nn.linear.STORE_ROWDOT_INPUT` "
+        "(the row-dot's input written once, or its producer recomputed in the loop); the last setting "
+        "runs its steps inside `DecoderLM.decoding_steps`, as `generate` does (dynamo's guards skipped "
+        "after the first step). 'same tokens': "
+        f"every setting decoded the same greedy tokens. 1-minute load average at the start: {load:.1f}.\n"
     )
     title = f"Compiled decoding steps: fused kernels vs library calls ({args.config})"
     report(title, "\n".join(rows) + "\n" + note, args.write)

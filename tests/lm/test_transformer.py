@@ -469,3 +469,39 @@ def test_compiled_decoding_past_the_recompile_limit_warns_and_decodes_eagerly():
     finally:
         model.compile_decoding(False)
         torch._dynamo.reset()
+
+
+def test_decoding_steps_skip_the_guards_after_the_first_step_only_inside_the_scope():
+    """Inside `decoding_steps` the first compiled step runs with every guard and the later ones with
+    none but those telling entries apart: a guarded switch flipped between steps goes unseen there
+    (the condition the scope documents) and is seen again outside it; `generate` decodes the same
+    tokens through the scope as eagerly."""
+    import dialect.nn.blocks as blocks
+
+    model = _sharpen(_model(prefix_dim=0))
+    ids = torch.randint(0, 37, (1, 4))
+    eager = model.generate(None, 8, GREEDY, ids=ids)
+    torch._dynamo.reset()
+    model.compile_decoding()
+
+    def sdpa_in_one_step(caches, start: int) -> bool:
+        with torch.profiler.profile() as prof:
+            model(torch.ones(1, 1, dtype=torch.long), caches=caches, start=start)
+        return any("scaled_dot_product" in e.key for e in prof.key_averages())
+
+    saved = blocks.ONE_QUERY_ATTENTION
+    try:
+        assert torch.equal(model.generate(None, 8, GREEDY, ids=ids), eager)
+        with torch.inference_mode():
+            caches = model.new_caches(1, 16)
+            model(ids, caches=caches)  # eager prefill
+            with model.decoding_steps(caches):
+                assert not sdpa_in_one_step(caches, 4)  # fused attention, all guards checked
+                blocks.ONE_QUERY_ATTENTION = False  # a guarded global: needs another trace
+                assert not sdpa_in_one_step(caches, 5)  # unseen: the guards are skipped
+            assert model._trusted is None
+            assert sdpa_in_one_step(caches, 6)  # outside the scope the guard catches it
+    finally:
+        blocks.ONE_QUERY_ATTENTION = saved
+        model.compile_decoding(False)
+        torch._dynamo.reset()

@@ -19,6 +19,8 @@ classifier-free guidance are written once.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -117,21 +119,28 @@ class Decoding:
         logits = self(x_ids, x_prefix, caches=caches, token_bias=bias_at(0, n_given), last_only=True)[:, -1]
         out = []
         stopped = torch.zeros(rows // (2 if guided else 1), dtype=torch.bool, device=x_ids.device)
-        for step in range(num_tokens):
-            tok = pick(logits)
-            out.append(tok)
-            if stop_id is not None:
-                stopped |= tok == stop_id
-            if step == num_tokens - 1 or bool(stopped.all()):
-                break
-            tok = tok.repeat(2)[:, None] if guided else tok[:, None]  # same token in both halves
-            fed = n_given + step  # index of this token among the fed ids
-            if use_cache:
-                logits = self(tok, caches=caches, start=n_in + step, token_bias=bias_at(fed, fed + 1))[:, -1]
-            else:
-                x_ids = torch.cat([x_ids, tok], dim=1)
-                logits = self(x_ids, x_prefix, token_bias=bias_at(0, fed + 1), last_only=True)[:, -1]
+        with self.decoding_steps(caches):
+            for step in range(num_tokens):
+                tok = pick(logits)
+                out.append(tok)
+                if stop_id is not None:
+                    stopped |= tok == stop_id
+                if step == num_tokens - 1 or bool(stopped.all()):
+                    break
+                tok = tok.repeat(2)[:, None] if guided else tok[:, None]  # same token in both halves
+                fed = n_given + step  # index of this token among the fed ids
+                if use_cache:
+                    bias_t = bias_at(fed, fed + 1)
+                    logits = self(tok, caches=caches, start=n_in + step, token_bias=bias_t)[:, -1]
+                else:
+                    x_ids = torch.cat([x_ids, tok], dim=1)
+                    logits = self(x_ids, x_prefix, token_bias=bias_at(0, fed + 1), last_only=True)[:, -1]
         return torch.stack(out, dim=1)
+
+    def decoding_steps(self, caches: list | None) -> contextlib.AbstractContextManager:
+        """Scope of one decoding loop over `caches` (`generate` runs its steps inside it). Nothing
+        here; a model may speed up the steps it scopes (`DecoderLM.decoding_steps`)."""
+        return contextlib.nullcontext()
 
     def _decode_inputs(
         self,
