@@ -132,3 +132,17 @@ def test_half_inference_in_a_compiled_step_uses_the_prepared_copies():
         if rows <= ROWDOT_ROWS:  # the row-dot loop: the fp16 copy times the fp32 rows, exactly
             want = x @ layer.weight.detach().to(torch.float16).float().t()
             torch.testing.assert_close(compiled, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_layer_built_under_inference_mode_takes_the_fast_paths():
+    """Inference tensors keep no version counter: a layer created (or deep-copied) under
+    `torch.inference_mode` still builds its decoding and half copies and matches nn.Linear."""
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        layer = Linear(64, 96)
+        x = torch.randn(1, 64)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-6)
+        assert layer._wt is not None
+        set_half_inference(layer)
+        prepare_transposes(layer)
+        assert set(layer._halves) == {torch.float16, torch.bfloat16}

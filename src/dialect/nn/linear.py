@@ -99,6 +99,12 @@ def _slab_matmul(rows: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
 HALF_DTYPES = (torch.float16, torch.bfloat16)  # the copies of half inference: 1 row, more rows
 
 
+def _version(w: torch.Tensor) -> int | None:
+    """w's in-place version counter, which keys the cached copies; None for an inference tensor
+    (a model built or copied under `torch.inference_mode`), which keeps none."""
+    return None if w.is_inference() else w._version
+
+
 class Linear(nn.Linear):
     """Drop-in nn.Linear; see the module docstring for the decoding fast path and half inference."""
 
@@ -115,7 +121,7 @@ class Linear(nn.Linear):
         w = self.weight
         slabs = torch.get_num_threads()
         slabs = slabs if slabs > 1 and self.out_features % slabs == 0 else 1
-        key = (w._version, w.data_ptr(), w.dtype, w.device, slabs)
+        key = (_version(w), w.data_ptr(), w.dtype, w.device, slabs)
         if self._wt is None or self._wt_key != key:
             wt = w.detach().t()  # (in, out)
             self._wt = wt.reshape(self.in_features, slabs, -1).permute(1, 0, 2).contiguous()
@@ -126,7 +132,7 @@ class Linear(nn.Linear):
         """The half-inference copies of the weight, fp16 and bf16, (out, in) each, rebuilt when the
         weight changes."""
         w = self.weight
-        key = (w._version, w.data_ptr(), w.device)
+        key = (_version(w), w.data_ptr(), w.device)
         if self._halves_key != key:
             self._halves = {dtype: w.detach().to(dtype) for dtype in HALF_DTYPES}
             self._halves_key = key
