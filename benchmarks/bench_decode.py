@@ -6,7 +6,9 @@ by memory read bandwidth / bytes read per step. This script samples that bandwid
 over a 512 MiB fp32 tensor, same threads) before every timed run, takes the best sample of the run
 as the machine's bandwidth (each row also shows its own median), and reports each path as a
 fraction of the bound (`step_bytes`: the weights a step streams, i.e. all but the token embedding
-table, plus the cache) and of the looser bandwidth / model bytes.
+table, plus the cache) and of the looser bandwidth / model bytes. A second probe sums a buffer of
+a step's own size beside it: the same working set as a step, so the share of the weights the
+last-level cache keeps between steps raises that bound as much as the step's speed.
 
 For each total length L (n = min(steps, L / 2) new tokens after a prompt of L - n random ids):
 - cached / uncached: the last n greedy steps only (prefill untimed): one token into the
@@ -157,10 +159,13 @@ def step_bytes(model: DecoderLM, positions: float, half: bool = False) -> float:
     return weights + 2 * c.depth * c.dim * emb.element_size() * positions
 
 
-def weights_only(model: DecoderLM, probe: BandwidthProbe, passes: int = 200) -> tuple[float, float, float]:
+def weights_only(
+    model: DecoderLM, probe: BandwidthProbe, local: BandwidthProbe, passes: int = 200
+) -> tuple[float, float, float, float]:
     """The weight products of one decoding step alone: every Linear of `model` applied to one row,
     nothing else (no norms, attention, cache or Python between them) -> (passes/s eager, passes/s
-    as one compiled function, median bandwidth in bytes/s sampled around the timings). The ceiling
+    as one compiled function, median bandwidths in bytes/s sampled around the timings by `probe`
+    and by the step-sized `local`). The ceiling
     that the CPU's matrix-vector kernels leave a decoding step (eager: the BLAS on the slabs;
     compiled: inductor's row-dot loops, `dialect.nn.linear`), as opposed to the bandwidth bound,
     which a streaming sum sets."""
@@ -172,28 +177,42 @@ def weights_only(model: DecoderLM, probe: BandwidthProbe, passes: int = 200) -> 
 
     compiled = torch.compile(one_pass, fullgraph=True)
     compiled()
-    bandwidth, times, compiled_times = [], [], []
+    bandwidth, local_bandwidth, times, compiled_times = [], [], [], []
     for _ in range(3):
         bandwidth.append(probe.sample())
+        local_bandwidth.append(local.sample())
         times.append(median_seconds(one_pass, passes // 3))
         compiled_times.append(median_seconds(compiled, passes // 3))
-    return 1 / statistics.median(times), 1 / statistics.median(compiled_times), statistics.median(bandwidth)
+    return (
+        1 / statistics.median(times),
+        1 / statistics.median(compiled_times),
+        statistics.median(bandwidth),
+        statistics.median(local_bandwidth),
+    )
 
 
 def measure(
-    models: dict, prompt: int, n: int, repeats: int, probe: BandwidthProbe, paths=tuple(PATHS)
-) -> tuple[dict[str, float], float, bool, float]:
+    models: dict,
+    prompt: int,
+    n: int,
+    repeats: int,
+    probe: BandwidthProbe,
+    local: BandwidthProbe,
+    paths=tuple(PATHS),
+) -> tuple[dict[str, float], float, float, bool, float]:
     """Tokens/s of each path in `paths` generating n tokens after `prompt` random ids, the median
-    memory read bandwidth sampled between them (bytes/s), whether all fp32 paths decoded the same
-    tokens, and the fraction of half inference's generated tokens equal to fp32's."""
+    memory read bandwidths sampled between them (bytes/s; `probe` over 512 MiB, `local` over a
+    step's bytes), whether all fp32 paths decoded the same tokens, and the fraction of half
+    inference's generated tokens equal to fp32's."""
     device = models["eager"].tok_emb.weight.device
     g = torch.Generator().manual_seed(prompt + n)
     ids = torch.randint(0, models["eager"].config.vocab_size, (1, prompt), generator=g).to(device)
     times: dict[str, list[float]] = {k: [] for k in paths}
-    bandwidth, tokens = [], {}
+    bandwidth, local_bandwidth, tokens = [], [], {}
     for _ in range(repeats):
         for name in paths:
             bandwidth.append(probe.sample())
+            local_bandwidth.append(local.sample())
             which, fn = PATHS[name]
             t, tokens[name] = fn(models[which], ids, n)
             times[name].append(t)
@@ -201,7 +220,7 @@ def measure(
     same = all(torch.equal(exact[0], t) for t in exact)
     agree = (tokens["ours_half"].to(device) == tokens["ours"].to(device)).float().mean().item()
     rates = {k: n / statistics.median(v) for k, v in times.items()}
-    return rates, statistics.median(bandwidth), same, agree
+    return rates, statistics.median(bandwidth), statistics.median(local_bandwidth), same, agree
 
 
 def main() -> None:
@@ -230,28 +249,31 @@ def main() -> None:
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     load = start(args)
     probe = BandwidthProbe(device)
+    local = BandwidthProbe(device, mib=round(step_bytes(model, 0) / 2**20))  # a step's working set
     print(f"{params / 1e6:.1f}M parameters, {weight_bytes / 1e6:.1f} MB")
     head = (
         "| cached tok/s | compiled tok/s | bandwidth GB/s | bound tok/s | cached / bound "
-        "| compiled / bound | compiled / row's bound | cached / model-bytes bound | ours generate tok/s "
+        "| compiled / bound | compiled / row's bound | compiled / same-bytes bound "
+        "| cached / model-bytes bound | ours generate tok/s "
         "| ours compiled generate tok/s | HF generate tok/s "
         "| ours / HF | ours compiled / HF | same |"
     )
     tail_rows = [
         "| L | n | uncached tok/s | cached / uncached " + head,
-        "|---" * 18 + "|",
+        "|---" * 19 + "|",
     ]
-    long_rows = ["| new tokens | prompt " + head, "|---" * 16 + "|"]
+    long_rows = ["| new tokens | prompt " + head, "|---" * 17 + "|"]
     compile_seconds = {}
     tail, long = [], []
 
-    def row(r: dict[str, float], bandwidth: float, positions: float, same: bool) -> str:
+    def row(r: dict[str, float], bandwidth: float, local_bw: float, positions: float, same: bool) -> str:
         best = probe.best  # the bound: the highest bandwidth seen in the whole run
         bound = best / step_bytes(model, positions)
         return (
             f"| {r['cached']:.1f} | {r['compiled']:.1f} | {bandwidth / 1e9:.1f} | {bound:.0f} "
             f"| {r['cached'] / bound:.0%} | {r['compiled'] / bound:.0%} "
             f"| {r['compiled'] * step_bytes(model, positions) / bandwidth:.0%} "
+            f"| {r['compiled'] * step_bytes(model, positions) / local_bw:.0%} "
             f"| {r['cached'] * weight_bytes / best:.0%} "
             f"| {r['ours']:.1f} | {r['ours_compiled']:.1f} | {r['hf']:.1f} "
             f"| {r['ours'] / r['hf']:.2f}x | {r['ours_compiled'] / r['hf']:.2f}x "
@@ -260,9 +282,9 @@ def main() -> None:
 
     with torch.inference_mode():
         t0 = time.perf_counter()
-        measure(models, 56, 8, 1, probe)  # warm-up: allocator, kernels, thread pool
+        measure(models, 56, 8, 1, probe, local)  # warm-up: allocator, kernels, thread pool
         compile_seconds["first warm-up"] = time.perf_counter() - t0
-        products, products_compiled, products_bw = weights_only(model, probe)
+        products, products_compiled, products_bw, products_local = weights_only(model, probe, local)
         peak = matmul_peak()
         prefills = {}
         for length in args.lengths:
@@ -273,27 +295,29 @@ def main() -> None:
         for length in args.lengths:
             n = min(args.steps, length // 2)
             t0 = time.perf_counter()  # compiles the step for this length's cache shape
-            measure(models, length - n, 2, 1, probe)
+            measure(models, length - n, 2, 1, probe, local)
             compile_seconds[f"L={length}"] = time.perf_counter() - t0
-            r, bw, same, agree = measure(models, length - n, n, args.repeats, probe)
-            tail.append((length, n, r, bw, same, agree))
+            r, bw, local_bw, same, agree = measure(models, length - n, n, args.repeats, probe, local)
+            tail.append((length, n, r, bw, local_bw, same, agree))
             print(length, {k: round(v, 1) for k, v in r.items()}, f"{bw / 1e9:.1f} GB/s", flush=True)
         long_paths = tuple(k for k in PATHS if k != "uncached")
         for n in args.long:
             t0 = time.perf_counter()
-            measure(models, LONG_PROMPT, n, 1, probe, long_paths)  # compiles, warms
+            measure(models, LONG_PROMPT, n, 1, probe, local, long_paths)  # compiles, warms
             compile_seconds[f"{n} new"] = time.perf_counter() - t0
-            r, bw, same, agree = measure(models, LONG_PROMPT, n, args.repeats, probe, long_paths)
-            long.append((n, r, bw, same, agree))
+            r, bw, local_bw, same, agree = measure(
+                models, LONG_PROMPT, n, args.repeats, probe, local, long_paths
+            )
+            long.append((n, r, bw, local_bw, same, agree))
             print(n, "new", {k: round(v, 1) for k, v in r.items()}, f"{bw / 1e9:.1f} GB/s", flush=True)
     # formatted after every sample is in: the bound uses the best bandwidth of the whole run
-    for length, n, r, bw, same, _ in tail:
+    for length, n, r, bw, local_bw, same, _ in tail:
         tail_rows.append(
             f"| {length} | {n} | {r['uncached']:.1f} | {r['cached'] / r['uncached']:.1f}x "
-            + row(r, bw, length - n / 2, same)
+            + row(r, bw, local_bw, length - n / 2, same)
         )
-    for n, r, bw, same, _ in long:
-        long_rows.append(f"| {n} | {LONG_PROMPT} " + row(r, bw, LONG_PROMPT + n / 2, same))
+    for n, r, bw, local_bw, same, _ in long:
+        long_rows.append(f"| {n} | {LONG_PROMPT} " + row(r, bw, local_bw, LONG_PROMPT + n / 2, same))
     prefill_rows = [
         "| L | prompt ids | GFLOP | ours prefill ms | HF prefill ms | ours GFLOP/s | ours / matmul peak "
         "| prefill share of ours generate | HF generate / (prefill at peak + compiled steps) |",
@@ -313,8 +337,8 @@ def main() -> None:
         "| ours half / HF fp32 | ours half / HF bf16 | half tokens = fp32 |",
         "|---" * 12 + "|",
     ]
-    runs = [(f"L={length}, n={n}", r, length - n / 2, agree) for length, n, r, _, _, agree in tail]
-    runs += [(f"{n} new after {LONG_PROMPT}", r, LONG_PROMPT + n / 2, agree) for n, r, _, _, agree in long]
+    runs = [(f"L={length}, n={n}", r, length - n / 2, agree) for length, n, r, *_, agree in tail]
+    runs += [(f"{n} new after {LONG_PROMPT}", r, LONG_PROMPT + n / 2, agree) for n, r, *_, agree in long]
     for label, r, positions, agree in runs:
         bound = probe.best / step_bytes(model, positions, half=True)
         half_rows.append(
@@ -330,11 +354,12 @@ def main() -> None:
     products_bound = probe.best / linear_bytes
     ceiling = (
         "| weight products alone tok/s | compiled tok/s | bandwidth GB/s (median) | their bound tok/s "
-        "| products / bound | compiled / bound | compiled / median's bound |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| products / bound | compiled / bound | compiled / median's bound | compiled / same-bytes bound |\n"
+        "|---|---|---|---|---|---|---|---|\n"
         f"| {products:.0f} | {products_compiled:.0f} | {products_bw / 1e9:.1f} | {products_bound:.0f} "
         f"| {products / products_bound:.0%} | {products_compiled / products_bound:.0%} "
-        f"| {products_compiled * linear_bytes / products_bw:.0%} |\n"
+        f"| {products_compiled * linear_bytes / products_bw:.0%} "
+        f"| {products_compiled * linear_bytes / products_local:.0%} |\n"
     )
     kv = 2 * c.depth * c.dim * 4
     streamed = step_bytes(model, 0)
@@ -351,7 +376,11 @@ def main() -> None:
         f"run; the best sample of the run ({probe.best / 1e9:.1f} GB/s: the machine's capability; "
         "the 'bandwidth' column gives each row's median, which swings with the neighbours on this "
         "shared VM; 'compiled / row's bound' judges against that median instead) divided by the bytes "
-        "one step reads: the "
+        "one step reads. 'same-bytes bound': the same division by the median bandwidth of a streaming "
+        f"sum over a buffer of a step's size ({local.x.numel() * 4 / 2**20:.0f} MiB), sampled beside "
+        "the 512 MiB one: the step's working set, so whatever share of it the last-level cache keeps "
+        "from one read to the next helps the bound as it helps the step; the tightest of the three. "
+        "The bytes a step reads: the "
         f"weights it streams ({streamed / 1e6:.1f} MB: all but the token embedding table, of which a "
         f"step reads one row) plus the KV cache at the mean cached length of the timed steps "
         f"({kv / 1e3:.1f} kB per position). 'model-bytes bound' divides by the whole "
