@@ -78,7 +78,7 @@ def _rowdot(rows: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     first product, the embedding lookup before the first) into the loop, recomputing it for every
     one of the `out` rows. `as_strided` only accepts a stored buffer, so it makes inductor write
     the few input values once and the loop a plain dot product. Measured here, 16 such products
-    (57 MB) behind an RMSNorm alone: 1.17-1.40x less time; a whole decoding step of the
+    (57 MB) behind an RMSNorm alone, in a scratch A/B: 1.17-1.40x less time; a whole decoding step of the
     21M-parameter Llama, where the loops wait on memory: 1.01-1.08x (`STORE_ROWDOT_INPUT`,
     `benchmarks/bench_decode_kernels.py`)."""
     if STORE_ROWDOT_INPUT:
