@@ -505,3 +505,47 @@ def test_decoding_steps_skip_the_guards_after_the_first_step_only_inside_the_sco
         blocks.ONE_QUERY_ATTENTION = saved
         model.compile_decoding(False)
         torch._dynamo.reset()
+
+
+def test_threads_take_turns_so_no_step_runs_under_another_threads_skipped_guards():
+    """The guard-skipping stance is process-wide: while thread A runs a step with its guards
+    skipped, thread B's first step (a new cache shape, which must be checked and compiled) waits
+    for it instead of running under A's stance; both decode their eager tokens, and the stance
+    checks guards again afterwards."""
+    import threading
+    import time
+
+    model = _sharpen(_model(prefix_dim=0, max_len=300))
+    prompts = {"A": torch.randint(0, 37, (1, 4)), "B": torch.randint(0, 37, (1, 140))}  # capacity 128, 256
+    eager = {name: model.generate(None, 8, GREEDY, ids=x) for name, x in prompts.items()}
+    torch._dynamo.reset()
+    model.compile_decoding()
+    compiled, a_skipping, stances, results = model._step, threading.Event(), {"A": [], "B": []}, {}
+
+    def step(ids, caches, token_bias):  # records the stance each step of each thread runs under
+        name = threading.current_thread().name
+        stances[name].append(torch._dynamo.eval_frame._stance.skip_guard_eval_unsafe)
+        if name == "A" and stances["A"][-1] and not a_skipping.is_set():
+            a_skipping.set()
+            time.sleep(0.3)  # B reaches its first step meanwhile
+        return compiled(ids, caches, token_bias)
+
+    def run(name: str) -> None:
+        if name == "B":
+            a_skipping.wait(timeout=30)
+        results[name] = model.generate(None, 8, GREEDY, ids=prompts[name])
+
+    model._step = step
+    threads = [threading.Thread(target=run, args=(name,), name=name) for name in prompts]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        model.compile_decoding(False)
+        torch._dynamo.reset()
+    assert a_skipping.is_set() and stances["A"][:2] == [False, True]  # A: first step checked, then skipped
+    assert stances["B"][0] is False  # B's first step ran under its own, checking stance
+    assert all(torch.equal(results[name], eager[name]) for name in prompts)
+    assert not torch._dynamo.eval_frame._stance.skip_guard_eval_unsafe

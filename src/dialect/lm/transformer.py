@@ -33,6 +33,7 @@ no GPU was available.
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ from dialect.nn.linear import Linear, prepare_transposes, set_half_inference
 from dialect.nn.rope import rope_1d
 
 CAPACITY_STEP = 128  # compiled decoding: cache capacities are multiples of this (see new_caches)
+# compiled one-token steps run one at a time in the process: the stance that skips guards
+# (`DecoderLM.decoding_steps`) is process-wide, not per thread
+_STEP_LOCK = threading.Lock()
 
 
 @dataclass
@@ -141,7 +145,10 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         another shape or dtype, hooks), the grad or autocast mode, or `dialect.nn`'s kernel
         switches between steps; if the first step decoded eagerly (the recompile limit), so do
         the rest. A step whose input shapes or grad mode differ from the first's is checked in
-        full again."""
+        full again. The stance is process-wide: compiled decoding steps of every DecoderLM take
+        one lock, so threads decoding at once step in turn and none runs its first, fully checked
+        step under another's skipped guards (other compiled code run by another thread at that
+        moment is not covered)."""
         saved, self._trusted = self._trusted, (caches, None)
         try:
             yield
@@ -153,18 +160,21 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
     ) -> torch.Tensor:
         """The compiled one-token step, with its guards skipped once they have passed for these
         caches and inputs of this signature inside `decoding_steps`."""
-        if self._trusted is None or self._trusted[0] is not caches:
-            return self._step(ids, caches, token_bias)
+        trusted = self._trusted
+        if trusted is None or trusted[0] is not caches:
+            with _STEP_LOCK:
+                return self._step(ids, caches, token_bias)
         signature = (
             ids.shape,
             None if token_bias is None else (token_bias.shape, token_bias.dtype),
             torch.is_grad_enabled(),
             torch.is_inference_mode_enabled(),
         )
-        if self._trusted[1] == signature:
-            with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
-                return self._step(ids, caches, token_bias)
-        out = self._step(ids, caches, token_bias)
+        with _STEP_LOCK:
+            if trusted[1] == signature:
+                with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
+                    return self._step(ids, caches, token_bias)
+            out = self._step(ids, caches, token_bias)
         self._trusted = (caches, signature)
         return out
 
