@@ -1,8 +1,11 @@
 """Compiled decoding steps: the fused kernels against the library calls they replaced, side by side.
 
-`DecoderLM.compile_decoding()` traces one batch-1 step. Three choices inside it are switchable:
+`DecoderLM.compile_decoding()` traces one step (batch 1 by default, `--batch B` for B rows: the
+row-dot covers up to `ROWDOT_ROWS` rows, so its threshold can be checked). Three choices inside
+it are switchable:
 - the products of one or two rows: inductor's row-dot loops over each (out, in) weight
-  (`dialect.nn.linear.ROWDOT_ROWS = 2`) or the BLAS on column slabs (`ROWDOT_ROWS = 0`);
+  (`dialect.nn.linear.ROWDOT_ROWS = 2`, raised to B for `--batch B`) or the BLAS on column slabs
+  (`ROWDOT_ROWS = 0`);
 - the single query's attention: two fused reductions (`dialect.nn.blocks.ONE_QUERY_ATTENTION`) or
   SDPA's flash kernel, an external call;
 - whether a row-dot reads its input from a stored buffer (`dialect.nn.linear.STORE_ROWDOT_INPUT`)
@@ -14,7 +17,7 @@ own trace) decodes the same greedy steps in interleaved repeats, on the `bench_d
 Reported: time per step for each setting and their ratio at each length, and whether the greedy
 tokens agree.
 
-    python benchmarks/bench_decode_kernels.py [--config llama20m] [--repeats 6] [--write]
+    python benchmarks/bench_decode_kernels.py [--config llama20m] [--batch 1] [--repeats 6] [--write]
 """
 
 from __future__ import annotations
@@ -46,10 +49,13 @@ SETTINGS = {  # name -> (ROWDOT_ROWS, ONE_QUERY_ATTENTION, STORE_ROWDOT_INPUT, i
 
 
 @contextlib.contextmanager
-def setting(rowdot_rows: int, one_query: bool, store_input: bool, scoped: bool):
-    """The kernel switches of one setting (`scoped` is for `steps`)."""
+def setting(rowdot_rows: int, one_query: bool, store_input: bool, scoped: bool, batch: int = 1):
+    """The kernel switches of one setting (`scoped` is for `steps`). A row-dot setting covers at
+    least `batch` rows, so that `--batch` beyond the default ROWDOT_ROWS measures the row-dot
+    there too."""
     saved = linear.ROWDOT_ROWS, blocks.ONE_QUERY_ATTENTION, linear.STORE_ROWDOT_INPUT
-    linear.ROWDOT_ROWS, linear.STORE_ROWDOT_INPUT = rowdot_rows, store_input
+    linear.ROWDOT_ROWS = max(rowdot_rows, batch) if rowdot_rows else 0
+    linear.STORE_ROWDOT_INPUT = store_input
     blocks.ONE_QUERY_ATTENTION = one_query
     try:
         yield
@@ -57,13 +63,16 @@ def setting(rowdot_rows: int, one_query: bool, store_input: bool, scoped: bool):
         linear.ROWDOT_ROWS, blocks.ONE_QUERY_ATTENTION, linear.STORE_ROWDOT_INPUT = saved
 
 
-def steps(model: DecoderLM, length: int, n: int, scoped: bool = False) -> tuple[float, torch.Tensor]:
-    """Prefill L - n random ids (untimed), then time n - 2 greedy steps after 2 untimed ones ->
-    (seconds per step, the greedy tokens (n,)); `scoped`: inside `model.decoding_steps`, as
-    `generate` runs them (dynamo's guards skipped after the first step)."""
+def steps(
+    model: DecoderLM, length: int, n: int, scoped: bool = False, batch: int = 1
+) -> tuple[float, torch.Tensor]:
+    """Prefill L - n random ids in each of `batch` rows (untimed), then time n - 2 greedy steps
+    after 2 untimed ones -> (seconds per step, the greedy tokens (batch * n,)); `scoped`: inside
+    `model.decoding_steps`, as `generate` runs them (dynamo's guards skipped after the first
+    step)."""
     g = torch.Generator().manual_seed(length)
-    ids = torch.randint(0, model.config.vocab_size, (1, length - n), generator=g)
-    caches = model.new_caches(1, length)
+    ids = torch.randint(0, model.config.vocab_size, (batch, length - n), generator=g)
+    caches = model.new_caches(batch, length)
     logits = model(ids, caches=caches, last_only=True)[:, -1]
     tokens, t0 = [], 0.0
     with model.decoding_steps(caches) if scoped else contextlib.nullcontext():
@@ -73,7 +82,7 @@ def steps(model: DecoderLM, length: int, n: int, scoped: bool = False) -> tuple[
             tok = logits.argmax(-1, keepdim=True)
             tokens.append(tok)
             logits = model(tok, caches=caches, start=length - n + i)[:, -1]
-    return (time.perf_counter() - t0) / (n - 2), torch.cat(tokens).flatten()
+    return (time.perf_counter() - t0) / (n - 2), torch.cat(tokens, dim=1).flatten()
 
 
 def main() -> None:
@@ -81,6 +90,10 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="llama20m", help="model size")
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="total lengths L")
     ap.add_argument("--steps", type=int, default=64, help="new tokens n (at most L / 2)")
+    ap.add_argument(
+        "--batch", type=int, default=1,
+        help=f"rows decoded at once (the row-dot covers up to ROWDOT_ROWS = {linear.ROWDOT_ROWS})",
+    )  # fmt: skip
     args = ap.parse_args()
     load = start(args)
     torch.manual_seed(0)
@@ -92,14 +105,16 @@ def main() -> None:
         t0 = time.perf_counter()
         for length, n in runs:  # compiles each setting for each cache shape
             for switches in SETTINGS.values():
-                with setting(*switches):
-                    steps(model, length, n, scoped=switches[-1])
+                with setting(*switches, batch=args.batch):
+                    steps(model, length, n, scoped=switches[-1], batch=args.batch)
         compile_s = time.perf_counter() - t0
         for _ in range(args.repeats):
             for length, n in runs:
                 for name, switches in SETTINGS.items():
-                    with setting(*switches):
-                        t, tokens[name, length] = steps(model, length, n, scoped=switches[-1])
+                    with setting(*switches, batch=args.batch):
+                        t, tokens[name, length] = steps(
+                            model, length, n, scoped=switches[-1], batch=args.batch
+                        )
                     times[name, length].append(t)
     names = list(SETTINGS)
     base = names[0]
@@ -120,17 +135,20 @@ def main() -> None:
     c = model.config
     note = (
         f"\nDecoderLM '{args.config}' (dim {c.dim}, depth {c.depth}, heads {c.heads}, vocab {c.vocab_size}), "
-        "fp32, batch 1, greedy, `compile_decoding()`; a prompt of L - n random ids, then n steps, the "
+        f"fp32, batch {args.batch}, greedy, `compile_decoding()`; a prompt of L - n random ids (in each "
+        "row), then n steps, the "
         f"first 2 untimed; median of {args.repeats} interleaved repeats after compiling every setting for "
         f"every cache shape ({compile_s:.0f} s). Settings: `dialect.nn.linear.ROWDOT_ROWS` (0: the BLAS "
-        "on column slabs, 2: inductor's row-dot loops) and `dialect.nn.blocks.ONE_QUERY_ATTENTION` "
+        f"on column slabs, {max(2, args.batch)}: inductor's row-dot loops) and "
+        "`dialect.nn.blocks.ONE_QUERY_ATTENTION` "
         "(SDPA's flash kernel, or two fused reductions) and `dialect.nn.linear.STORE_ROWDOT_INPUT` "
         "(the row-dot's input written once, or its producer recomputed in the loop); the last setting "
         "runs its steps inside `DecoderLM.decoding_steps`, as `generate` does (dynamo's guards skipped "
         "after the first step). 'same tokens': "
         f"every setting decoded the same greedy tokens. 1-minute load average at the start: {load:.1f}.\n"
     )
-    title = f"Compiled decoding steps: fused kernels vs library calls ({args.config})"
+    rows_note = "" if args.batch == 1 else f", batch {args.batch}"
+    title = f"Compiled decoding steps: fused kernels vs library calls ({args.config}{rows_note})"
     report(title, "\n".join(rows) + "\n" + note, args.write)
 
 
