@@ -41,6 +41,7 @@ except ImportError:  # run as a script from the repo root
 
 SETTINGS = {  # name -> (ROWDOT_ROWS, ONE_QUERY_ATTENTION, STORE_ROWDOT_INPUT, in decoding_steps)
     "BLAS slabs + SDPA": (0, False, False, False),
+    "BLAS slabs + fused attention": (0, True, False, False),
     "row-dot + SDPA": (2, False, False, False),
     "row-dot + fused attention": (2, True, False, False),
     "stored row-dot inputs + fused attention": (2, True, True, False),
