@@ -33,8 +33,9 @@ It streams a large matrix faster than any BLAS call here (one 128 MiB matrix tim
 GB/s, 1 / 2 threads: this row-dot 34.5 / 40.3; the transposed copy 23.0 / 27.8; `F.linear`
 12.9 / 14.7; a streaming sum 32.0 / 51.4) and, compiled inside the 21M-parameter Llama's decoding
 step, took 1.16-1.54x less time per token than the slabs (`benchmarks/bench_decode_kernels.py`;
-two rows in a scratch A/B: 1.24-1.30x; four rows level; eight rows 0.90x, so from three rows on
-the slabs stay). Eager code would materialise W * x, so it is only traced, never run eagerly.
+`--batch 2`: 1.16-1.31x; with its input stored and the attention the same on both sides, 3 and 4
+rows 0.92-1.15x over four runs, 8 rows slower at 64-256 positions: so from three rows on the
+slabs stay). Eager code would materialise W * x, so it is only traced, never run eagerly.
 
 Half-precision inference (`set_half_inference`, off by default). fp32 few-row products run on one
 thread at 14-15 GB/s here, a third of what a streaming sum reads, and a 960-row prefill at ~40%
