@@ -223,11 +223,18 @@ def measure(
     return rates, statistics.median(bandwidth), statistics.median(local_bandwidth), same, agree
 
 
-def main() -> None:
-    ap = parser(__doc__, repeats=3)
+def decode_parser(doc: str, repeats: int):
+    """The command line of a decoding benchmark: `common.parser` plus the model (`--config`), the
+    total lengths L (`--lengths`) and the new tokens n of each (`--steps`)."""
+    ap = parser(doc, repeats=repeats)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="llama20m", help="model size")
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="total lengths L")
     ap.add_argument("--steps", type=int, default=64, help="new tokens n (at most L / 2)")
+    return ap
+
+
+def main() -> None:
+    ap = decode_parser(__doc__, repeats=3)
     ap.add_argument(
         "--long", type=int, nargs="*", default=[1024],
         help=f"also generate this many tokens after a {LONG_PROMPT}-id prompt (no uncached path)",

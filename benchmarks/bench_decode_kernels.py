@@ -33,11 +33,11 @@ import dialect.nn.linear as linear
 from dialect.lm import DecoderLM
 
 try:
-    from benchmarks.bench_decode import CONFIGS
-    from benchmarks.common import parser, report, start
+    from benchmarks.bench_decode import CONFIGS, decode_parser
+    from benchmarks.common import report, start
 except ImportError:  # run as a script from the repo root
-    from bench_decode import CONFIGS
-    from common import parser, report, start
+    from bench_decode import CONFIGS, decode_parser
+    from common import report, start
 
 SETTINGS = {  # name -> (ROWDOT_ROWS, ONE_QUERY_ATTENTION, STORE_ROWDOT_INPUT, in decoding_steps)
     "BLAS slabs + SDPA": (0, False, False, False),
@@ -87,10 +87,7 @@ def steps(
 
 
 def main() -> None:
-    ap = parser(__doc__, repeats=6)
-    ap.add_argument("--config", choices=sorted(CONFIGS), default="llama20m", help="model size")
-    ap.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="total lengths L")
-    ap.add_argument("--steps", type=int, default=64, help="new tokens n (at most L / 2)")
+    ap = decode_parser(__doc__, repeats=6)
     ap.add_argument(
         "--batch", type=int, default=1,
         help=f"rows decoded at once (the row-dot covers up to ROWDOT_ROWS = {linear.ROWDOT_ROWS})",
