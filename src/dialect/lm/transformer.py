@@ -130,7 +130,7 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         return self
 
     @contextlib.contextmanager
-    def decoding_steps(self, caches: list):
+    def decoding_steps(self, caches: list | None):
         """Scope of one decoding loop over `caches` (`generate` enters it; so can a hand-written
         loop): after the first compiled one-token step on these caches has run with all of dynamo's
         guards, the later ones run with only those that tell its compiled entries apart
@@ -161,7 +161,7 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         """The compiled one-token step, with its guards skipped once they have passed for these
         caches and inputs of this signature inside `decoding_steps`."""
         trusted = self._trusted
-        if trusted is None or trusted[0] is not caches:
+        if trusted is None or trusted[0] is not caches:  # outside a scope over these caches
             with _STEP_LOCK:
                 return self._step(ids, caches, token_bias)
         signature = (
@@ -170,10 +170,9 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             torch.is_grad_enabled(),
             torch.is_inference_mode_enabled(),
         )
-        with _STEP_LOCK:
-            if trusted[1] == signature:
-                with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
-                    return self._step(ids, caches, token_bias)
+        checked = trusted[1] == signature  # a step of this signature already ran with every guard
+        skip = torch.compiler.set_stance(skip_guard_eval_unsafe=True) if checked else contextlib.nullcontext()
+        with _STEP_LOCK, skip:
             out = self._step(ids, caches, token_bias)
         self._trusted = (caches, signature)
         return out

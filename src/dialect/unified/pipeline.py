@@ -96,8 +96,8 @@ class Dialect:
     def compile_decoding(self, enabled: bool = True) -> Dialect:
         """Decode through compiled one-token steps (`DecoderLM.compile_decoding`): Tar's LM and
         AR-DTok's. Every (batch, cache capacity) compiles once, in seconds; after that, on the
-        shipped model, AR-DTok's `generate` ran 2.96-3.73x and `caption` 1.91x faster at batch 1,
-        with the same tokens (`benchmarks/bench_latency.py`, BENCHMARKS.md). So it pays for a
+        shipped model, AR-DTok's `generate` ran 2.60-4.07x and `caption` 1.91-2.26x faster at batch
+        1 over two runs, with the same tokens (`benchmarks/bench_latency.py`, BENCHMARKS.md). So it pays for a
         server or a benchmark run, not a single call. A Hugging Face backbone (`model.hf_lm`)
         keeps its eager decoding."""
         lms = [getattr(self.tar, "lm", None)] + [getattr(d, "lm", None) for d in self.decoders.values()]
