@@ -93,6 +93,8 @@ def main() -> None:
         help=f"rows decoded at once (the row-dot covers up to ROWDOT_ROWS = {linear.ROWDOT_ROWS})",
     )  # fmt: skip
     args = ap.parse_args()
+    if args.batch < 1:
+        ap.error(f"--batch must be at least 1, got {args.batch}")
     load = start(args)
     torch.manual_seed(0)
     model = DecoderLM(CONFIGS[args.config]).eval().compile_decoding()
