@@ -507,6 +507,30 @@ def test_decoding_steps_skip_the_guards_after_the_first_step_only_inside_the_sco
         torch._dynamo.reset()
 
 
+def test_a_step_whose_input_is_of_another_kind_than_the_first_is_checked_in_full():
+    """Inside `decoding_steps`, ids made outside `torch.inference_mode` (a normal tensor) and ids
+    made inside it (an inference tensor) need different compiled entries: a step fed the other
+    kind than the first is checked in full instead of failing under the skipped guards."""
+    model = _sharpen(_model(prefix_dim=0))
+    ids = torch.randint(0, 37, (1, 4))
+    eager = model.generate(None, 3, GREEDY, ids=ids)
+    torch._dynamo.reset()
+    model.compile_decoding()
+    try:
+        first = eager[:, :1].clone()  # a normal tensor, fed inside inference mode
+        with torch.inference_mode():
+            caches = model.new_caches(1, 16)
+            model(ids, caches=caches)
+            with model.decoding_steps(caches):
+                logits = model(first, caches=caches, start=4)
+                tok = logits[:, -1].argmax(-1, keepdim=True)  # an inference tensor
+                logits = model(tok, caches=caches, start=5)
+        assert torch.equal(torch.cat([tok, logits[:, -1].argmax(-1, keepdim=True)], 1), eager[:, 1:])
+    finally:
+        model.compile_decoding(False)
+        torch._dynamo.reset()
+
+
 def test_threads_take_turns_so_no_step_runs_under_another_threads_skipped_guards():
     """The guard-skipping stance is process-wide: while thread A runs a step with its guards
     skipped, thread B's first step (a new cache shape, which must be checked and compiled) waits

@@ -144,11 +144,12 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         So inside the scope do not change the model (train/eval, `half_inference`, weights of
         another shape or dtype, hooks), the grad or autocast mode, or `dialect.nn`'s kernel
         switches between steps; if the first step decoded eagerly (the recompile limit), so do
-        the rest. A step whose input shapes or grad mode differ from the first's is checked in
-        full again. The stance is process-wide: compiled decoding steps of every DecoderLM take
-        one lock, so threads decoding at once step in turn and none runs its first, fully checked
-        step under another's skipped guards (other compiled code run by another thread at that
-        moment is not covered)."""
+        the rest. A step whose inputs differ from the first's in shape, strides, dtype, device,
+        requires_grad or inference-ness, or that runs in another grad mode, is checked in full
+        again. The stance is process-wide: compiled decoding steps of every DecoderLM take one
+        lock, so threads decoding at once step in turn and none runs its first, fully checked step
+        under another's skipped guards (other compiled code run by another thread at that moment
+        is not covered)."""
         saved, self._trusted = self._trusted, (caches, None)
         try:
             yield
@@ -165,8 +166,8 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
             with _STEP_LOCK:
                 return self._step(ids, caches, token_bias)
         signature = (
-            ids.shape,
-            None if token_bias is None else (token_bias.shape, token_bias.dtype),
+            _kind(ids),
+            None if token_bias is None else _kind(token_bias),
             torch.is_grad_enabled(),
             torch.is_inference_mode_enabled(),
         )
@@ -336,3 +337,10 @@ class DecoderLM(nn.Module, Pretrained, Decoding):
         # under autocast the projected prefix comes out in half precision, the embedding does not
         dtype = self.tok_emb.weight.dtype
         return parts[0].to(dtype) if len(parts) == 1 else torch.cat([p.to(dtype) for p in parts], dim=1)
+
+
+def _kind(x: torch.Tensor) -> tuple:
+    """What dynamo's guards on a static-shape input tell tensors apart by, short of their values:
+    an input of another kind than the first step's may need another compiled entry (an inference
+    tensor carries other dispatch keys than a normal one), so that step is checked in full."""
+    return x.shape, x.stride(), x.dtype, x.device, x.requires_grad, x.is_inference()
