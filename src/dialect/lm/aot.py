@@ -1,0 +1,164 @@
+"""Decoding steps compiled ahead of time (AOTInductor): the compiled step without Python around it.
+
+A `torch.compile`d one-token step (`DecoderLM.compile_decoding()`) runs its fused kernel from
+Python: dynamo's frame, AOTAutograd's runtime wrappers and inductor's Python wrapper, which
+allocates the step's ~100 intermediate buffers one call at a time. For the 21M-parameter Llama of
+`benchmarks/bench_decode.py` on this 2-core CPU that was ~17% of a 2-3 ms step (py-spy). Here the
+same step is exported (`torch.export`) and built by AOTInductor into a shared library whose C++
+wrapper allocates and launches the kernels; Python hands it the tensors and nothing else
+(`AOTIModelPackageLoader.boxed_run`, skipping the loaded model's `__call__`, which parses its
+input spec from JSON on every call). Same graph, same kernels: the same greedy tokens as the
+`torch.compile`d and eager steps (tested).
+
+One library per (batch, dtypes, token bias, token shift): the cache capacity is a dynamic
+dimension of the export, so every capacity shares it (a `torch.compile`d step compiles each
+capacity anew). Building one takes longer than a `torch.compile` trace (a C++ compile: ~15-30 s for
+the 21M-parameter Llama here, ~10 s for a micro model), once per process.
+
+The weights are compiled in as constants, a copy beside the model's (the parameters, or the half
+copies under half inference). So the libraries describe the model as it was when they were
+built: `refresh` (run by `DecoderLM.new_caches`, so once per decoding) drops them when a
+parameter, half inference or one of `dialect.nn`'s kernel switches changed since. Weights changed
+in place between two steps of one decoding go unseen, as under `DecoderLM.decoding_steps`.
+
+Steps run here only without gradients and outside autocast (what export traced); the caller
+(`DecoderLM.forward`) takes the `torch.compile`d step otherwise. A build that fails (no C++
+compiler, an op AOTInductor cannot lower) warns once and leaves the model on that step too.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import torch
+from torch import nn
+
+import dialect.nn.blocks as blocks
+import dialect.nn.linear as linear
+from dialect.nn.blocks import StaticKVCache
+
+MIN_CAPACITY = 2  # export specialises dimensions of size 0 and 1: smaller caches keep the other step
+
+
+class _Step(nn.Module):
+    """The traced function: one cached step of `lm` on caches given as tensors."""
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        ks: list[torch.Tensor],
+        vs: list[torch.Tensor],
+        pos: torch.Tensor,
+        token_bias: torch.Tensor | None,
+        prev: torch.Tensor | None,
+    ) -> torch.Tensor:
+        caches = [StaticKVCache(k, v, pos) for k, v in zip(ks, vs, strict=True)]
+        caches[0].prev = prev
+        return self.lm(ids, caches=caches, token_bias=token_bias, last_only=True)
+
+
+def _state(model: nn.Module) -> tuple:
+    """What the built libraries depend on besides their inputs' shapes: every parameter and buffer
+    (identity, storage, in-place version), half inference and the kernel switches."""
+    tensors = tuple(
+        (id(t), t.data_ptr(), linear._version(t), t.dtype) for t in (*model.parameters(), *model.buffers())
+    )
+    halves = tuple(getattr(m, "half_inference", False) for m in model.modules())
+    switches = (linear.ROWDOT_ROWS, linear.STORE_ROWDOT_INPUT, linear.FEW_ROWS, blocks.ONE_QUERY_ATTENTION)
+    return tensors, halves, switches, torch.get_num_threads()
+
+
+class AotDecodingSteps:
+    """The ahead-of-time compiled one-token steps of one `DecoderLM` (module docstring).
+
+    `usable(caches)` says whether a step on these caches can run here now; `__call__(ids,
+    caches, token_bias)` runs it: ids (B, 1) long, caches `StaticKVCache`s (B, heads, capacity,
+    head_dim) sharing one counter, token_bias (B, 1, dim) or None -> logits (B, 1, V); the caches,
+    their counter and the token-shift buffer are updated in place, as by the compiled step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._libraries: dict[tuple, torch._C._aoti.AOTIModelPackageLoader] = {}
+        self._state: tuple | None = None
+        self.failed: str | None = None  # why a build failed: the model keeps the other step
+        self._building = threading.Lock()
+
+    def refresh(self) -> None:
+        """Drop the built libraries if the model changed since they were built."""
+        state = _state(self.model)
+        if state != self._state:
+            self._libraries.clear()
+            self._state = state
+
+    def usable(self, caches: list[StaticKVCache]) -> bool:
+        return (
+            self.failed is None
+            and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(caches[0].k.device.type)
+            and caches[0].k.shape[2] >= MIN_CAPACITY
+        )
+
+    def __call__(
+        self, ids: torch.Tensor, caches: list[StaticKVCache], token_bias: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The step's logits, or None if building its library failed (the caller steps otherwise)."""
+        # the library indexes its inputs with the strides of the contiguous stand-ins it was built
+        # on (a token_bias column sliced from a longer bias has others): no copy when they match
+        ids = ids.contiguous()
+        token_bias = None if token_bias is None else token_bias.contiguous()
+        prev = caches[0].prev
+        key = (ids.shape, ids.device, caches[0].k.dtype, caches[0].k.shape[:2], caches[0].k.shape[3:])
+        key += (None if token_bias is None else (token_bias.shape, token_bias.dtype), prev is not None)
+        library = self._libraries.get(key)
+        if library is None:
+            with self._building:  # threads wanting the same library build it once
+                library = self._libraries.get(key) or self._build(ids, caches, token_bias, prev)
+            if library is None:
+                return None
+            self._libraries[key] = library
+        flat = [ids, *(c.k for c in caches), *(c.v for c in caches), caches[0].pos]
+        if token_bias is not None:
+            flat.append(token_bias)
+        if prev is not None:
+            flat.append(prev)
+        return library.boxed_run(flat)[0]
+
+    def _build(self, ids, caches, token_bias, prev) -> torch._C._aoti.AOTIModelPackageLoader | None:
+        """Export the step on stand-ins of these inputs (fresh tensors, so neither the live caches
+        nor inference tensors enter the trace) and build its library; None (and a warning) if
+        that fails."""
+        depth = len(caches)
+        with torch.inference_mode(False), torch.no_grad():
+            k, v = caches[0].k, caches[0].v
+
+            def like(x: torch.Tensor | None) -> torch.Tensor | None:
+                return None if x is None else torch.zeros(x.shape, dtype=x.dtype, device=x.device)
+
+            args = (
+                like(ids),
+                [like(k) for _ in range(depth)],
+                [like(v) for _ in range(depth)],
+                like(caches[0].pos),
+                like(token_bias),
+                like(prev),
+            )
+            capacity = torch.export.Dim("capacity", min=MIN_CAPACITY)
+            per_cache = [{2: capacity}] * depth
+            dynamic = (None, per_cache, per_cache, None, None, None)
+            try:
+                exported = torch.export.export(_Step(self.model), args, dynamic_shapes=dynamic)
+                path = torch._inductor.aoti_compile_and_package(exported)
+                return torch._inductor.aoti_load_package(path).loader
+            except Exception as error:  # noqa: BLE001 - any failure leaves the model on the other step
+                self.failed = f"{type(error).__name__}: {error}"
+                warnings.warn(
+                    f"ahead-of-time decoding step: building it failed ({self.failed.splitlines()[0]}); "
+                    "decoding through the torch.compile'd step instead",
+                    stacklevel=4,
+                )
+                return None

@@ -1,0 +1,96 @@
+"""Ahead-of-time compiled decoding steps (`compile_decoding(ahead_of_time=True)`, AOTInductor):
+the same greedy tokens as eager decoding, one library for every cache capacity, rebuilt when the
+weights change, and the torch.compile'd step wherever it cannot run."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from dialect.lm import DecoderLM, LMConfig, SamplingConfig
+
+GREEDY = SamplingConfig(temperature=0.0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    torch._dynamo.reset()
+
+
+def _model(**overrides) -> DecoderLM:
+    """A micro LM with both optional step inputs (token shift, token bias); its head scaled so
+    greedy decoding has clear winners."""
+    cfg = {"vocab_size": 37, "dim": 32, "depth": 2, "heads": 4, "max_len": 300, "token_shift": True}
+    cfg.update(overrides)
+    model = DecoderLM(LMConfig(**cfg)).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(20)
+    return model
+
+
+def _decode(model: DecoderLM, ids: torch.Tensor, bias: torch.Tensor, n: int) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.generate(None, n, GREEDY, ids=ids, token_bias=bias[:, : ids.shape[1] + n - 1])
+
+
+def test_ahead_of_time_steps_decode_the_eager_tokens_with_one_library_for_every_capacity():
+    model = _model()
+    ids, bias = torch.randint(0, 37, (2, 5)), torch.randn(2, 200, 32)
+    eager_short, eager_long = _decode(model, ids, bias, 6), _decode(model, ids, bias, 140)
+    model.compile_decoding(ahead_of_time=True)
+    assert torch.equal(_decode(model, ids, bias, 6), eager_short)  # capacity 128
+    assert torch.equal(_decode(model, ids, bias, 140), eager_long)  # capacity 256
+    assert model._aot.failed is None
+    assert len(model._aot._libraries) == 1  # both capacities ran the one library
+    # a step with gradients on leaves it for the torch.compile'd step: same logits either way
+    caches = model.new_caches(2, 8)
+    with torch.no_grad():
+        model(ids, caches=caches, token_bias=bias[:, :5])
+    one, six, prev = ids[:, :1], bias[:, 5:6], caches[0].prev.clone()
+    with torch.no_grad():
+        aot = model(one, caches=caches, start=5, token_bias=six)
+    caches[0].pos.sub_(1)  # the same step again (it rewrites the same cache entries)
+    caches[0].prev.copy_(prev)
+    with torch.enable_grad():
+        compiled = model(one, caches=caches, start=5, token_bias=six)
+    assert torch.allclose(aot, compiled, atol=1e-5)
+    assert len(model._aot._libraries) == 1
+
+
+def test_changed_weights_rebuild_the_library():
+    """The library holds a copy of the weights: a decoding after an in-place change of a weight
+    must see the change (without `refresh` it would decode the old model's tokens)."""
+    model = _model(token_shift=False)
+    reference = copy.deepcopy(model)  # decodes eagerly
+    ids, bias = torch.randint(0, 37, (1, 4)), torch.randn(1, 40, 32)
+    model.compile_decoding(ahead_of_time=True)
+    before = _decode(reference, ids, bias, 12)
+    assert torch.equal(_decode(model, ids, bias, 12), before)
+    with torch.no_grad():
+        for m in (model, reference):
+            m.head.weight.mul_(-1)
+    after = _decode(reference, ids, bias, 12)
+    assert not torch.equal(after, before)  # the change matters
+    assert torch.equal(_decode(model, ids, bias, 12), after)
+
+
+def test_a_failed_build_warns_and_decodes_through_the_compiled_step(monkeypatch):
+    model = _model(token_shift=False)
+    ids, bias = torch.randint(0, 37, (1, 4)), torch.randn(1, 40, 32)
+    eager = _decode(model, ids, bias, 8)
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_compiler)
+    model.compile_decoding(ahead_of_time=True)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        assert torch.equal(_decode(model, ids, bias, 8), eager)
+    assert model._aot.failed.startswith("RuntimeError")
+    assert torch.equal(_decode(model, ids, bias, 8), eager)  # no second attempt, no warning
