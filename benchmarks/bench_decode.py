@@ -23,6 +23,8 @@ run: at L = 1024 the prefill is most of the 'generate' time, so it says how far 
 A fifth table runs the same model under half inference (`DecoderLM.half_inference()`, compiled:
 fp16 copies of the weights for one row, bf16 for a prefill) against its own bound (half the weight
 bytes) and against `transformers` generate on the same weights in fp32 and in bf16.
+A sixth table times the compiled step built ahead of time (`compile_decoding(ahead_of_time=True)`,
+AOTInductor: the same kernels without dynamo's frame and inductor's Python wrapper around them).
 A second table (`--long`, default 1024) generates that many tokens after an 8-id prompt: decoding
 speed over a long generation, without the long prefill that dominates the first table's L = 1024
 'generate' columns. Paths run interleaved, `--repeats` times; medians are reported.
@@ -106,14 +108,17 @@ PATHS = {  # name -> (which model it runs, (model, prompt ids, n) -> (seconds, t
     "cached": ("eager", lambda m, ids, n: decode_tail(m, ids, n, cached=True)),
     "uncached": ("eager", lambda m, ids, n: decode_tail(m, ids, n, cached=False)),
     "compiled": ("compiled", lambda m, ids, n: decode_tail(m, ids, n, cached=True)),
+    "aot": ("aot", lambda m, ids, n: decode_tail(m, ids, n, cached=True)),
     "half_compiled": ("half", lambda m, ids, n: decode_tail(m, ids, n, cached=True)),
     "ours": ("eager", generate_ours),
     "ours_compiled": ("compiled", generate_ours),
+    "ours_aot": ("aot", generate_ours),
     "ours_half": ("half", generate_ours),
     "hf": ("hf", generate_hf),
     "hf_bf16": ("hf_bf16", generate_hf),
 }
-FP32_PATHS = ("cached", "uncached", "compiled", "ours", "ours_compiled", "hf")  # must agree exactly
+# these must agree exactly
+FP32_PATHS = ("cached", "uncached", "compiled", "aot", "ours", "ours_compiled", "ours_aot", "hf")
 LONG_PROMPT = 8  # --long rows: prompt ids before the L generated tokens
 
 
@@ -246,12 +251,14 @@ def main() -> None:
     torch.manual_seed(0)
     model = DecoderLM(config).to(device).eval()
     llama = to_llama(model).to(device)
-    twins = [DecoderLM(config).to(device).eval() for _ in range(2)]
+    twins = [DecoderLM(config).to(device).eval() for _ in range(3)]
     for twin in twins:
         twin.load_state_dict(model.state_dict())
     compiled, half = twins[0].compile_decoding(), twins[1].half_inference().compile_decoding()
+    aot = twins[2].compile_decoding(ahead_of_time=True)
     llama_bf16 = to_llama(model).to(device, torch.bfloat16)
-    models = {"eager": model, "compiled": compiled, "half": half, "hf": llama, "hf_bf16": llama_bf16}
+    models = {"eager": model, "compiled": compiled, "aot": aot, "half": half}
+    models |= {"hf": llama, "hf_bf16": llama_bf16}
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     load = start(args)
@@ -354,6 +361,22 @@ def main() -> None:
             f"| {r['hf']:.1f} | {r['hf_bf16']:.1f} | {r['ours_half'] / r['hf']:.2f}x "
             f"| {r['ours_half'] / r['hf_bf16']:.2f}x | {agree:.0%} |"
         )  # fmt: skip
+    aot_rows = [
+        "| rows | compiled tok/s | ahead-of-time tok/s | ahead-of-time / compiled | ahead-of-time / bound "
+        "| ahead-of-time / row's bound | ahead-of-time / same-bytes bound "
+        "| ours ahead-of-time generate tok/s | ours compiled generate tok/s | HF generate tok/s "
+        "| ours ahead-of-time / HF |",
+        "|---" * 11 + "|",
+    ]
+    runs = [(f"L={length}, n={n}", r, bw, lbw, length - n / 2) for length, n, r, bw, lbw, *_ in tail]
+    runs += [(f"{n} new after {LONG_PROMPT}", r, bw, lbw, LONG_PROMPT + n / 2) for n, r, bw, lbw, *_ in long]
+    for label, r, bw, local_bw, positions in runs:
+        read = r["aot"] * step_bytes(model, positions)  # bytes/s
+        aot_rows.append(
+            f"| {label} | {r['compiled']:.1f} | {r['aot']:.1f} | {r['aot'] / r['compiled']:.2f}x "
+            f"| {read / probe.best:.0%} | {read / bw:.0%} | {read / local_bw:.0%} | {r['ours_aot']:.1f} "
+            f"| {r['ours_compiled']:.1f} | {r['hf']:.1f} | {r['ours_aot'] / r['hf']:.2f}x |"
+        )  # fmt: skip
     c = config
     linear_bytes = sum(
         m.weight.numel() * m.weight.element_size() for m in model.modules() if isinstance(m, torch.nn.Linear)
@@ -412,13 +435,16 @@ def main() -> None:
         f"best bandwidth over the bytes a step then reads ({step_bytes(model, 0, half=True) / 1e6:.1f} MB "
         "of weights, the fp32 KV cache), against `transformers` generate on the same weights in fp32 and "
         "cast to bf16; 'half tokens = fp32': the share of its greedy tokens equal to fp32 decoding's "
-        "(the 'same' columns above cover the fp32 paths only)"
-        + f". Median of {args.repeats} interleaved repeats after a warm-up. "
+        "(the 'same' columns above cover the fp32 paths only). Sixth table: the same compiled step "
+        "built ahead of time by AOTInductor (`compile_decoding(ahead_of_time=True)`, `dialect.lm.aot`: "
+        "no dynamo frame or inductor Python wrapper around the kernels; built once for every "
+        "capacity, in the first warm-up), timed in the same interleaved repeats; its greedy tokens "
+        "are in the 'same' columns" + f". Median of {args.repeats} interleaved repeats after a warm-up. "
         f"1-minute load average at the start: {load:.1f}.\n"
     )
     title = f"LM decoding: KV cache vs recompute vs transformers ({args.config}, batch 1)"
     long_table = "\n".join(long_rows) + "\n\n" if args.long else ""
-    tables = [*tail_rows, "", long_table + ceiling, *prefill_rows, "", *half_rows]
+    tables = [*tail_rows, "", long_table + ceiling, *prefill_rows, "", *half_rows, "", *aot_rows]
     body = "\n".join(tables) + "\n" + note
     report(title, body, args.write)
 

@@ -10,8 +10,9 @@ it are switchable:
   SDPA's flash kernel, an external call;
 - whether a row-dot reads its input from a stored buffer (`dialect.nn.linear.STORE_ROWDOT_INPUT`)
   or recomputes the norm before it inside the loop, for every output row.
-A last setting runs the steps of the fastest one inside `DecoderLM.decoding_steps`, the scope
-`generate` gives its loop, where dynamo checks its guards at the first step only.
+A setting runs the steps of the fastest one inside `DecoderLM.decoding_steps`, the scope
+`generate` gives its loop, where dynamo checks its guards at the first step only, and the last one
+runs that step built ahead of time by AOTInductor (`compile_decoding(ahead_of_time=True)`).
 One model with every setting compiled (dynamo guards on the switches, so each setting replays its
 own trace) decodes the same greedy steps in interleaved repeats, on the `bench_decode.py` model.
 Reported: time per step for each setting and their ratio at each length, and whether the greedy
@@ -31,6 +32,7 @@ import torch
 import dialect.nn.blocks as blocks
 import dialect.nn.linear as linear
 from dialect.lm import DecoderLM
+from dialect.lm.aot import AotDecodingSteps
 
 try:
     from benchmarks.bench_decode import CONFIGS, decode_parser
@@ -47,6 +49,7 @@ SETTINGS = {  # name -> (ROWDOT_ROWS, ONE_QUERY_ATTENTION, STORE_ROWDOT_INPUT, i
     "stored row-dot inputs + fused attention": (2, True, True, False),
     "the same, guards skipped after the first step": (2, True, True, True),
 }
+AHEAD_OF_TIME = "the same graph built ahead of time (AOTInductor)"  # the last setting's switches
 
 
 @contextlib.contextmanager
@@ -98,25 +101,31 @@ def main() -> None:
     load = start(args)
     torch.manual_seed(0)
     model = DecoderLM(CONFIGS[args.config]).eval().compile_decoding()
+    # the ahead-of-time steps of the model, switched on for their setting alone (`model._aot`)
+    aot = AotDecodingSteps(model)
+    settings = {**SETTINGS, AHEAD_OF_TIME: SETTINGS["the same, guards skipped after the first step"]}
     runs = [(length, min(args.steps, length // 2)) for length in args.lengths]
-    times = {(name, length): [] for name in SETTINGS for length, _ in runs}
+    times = {(name, length): [] for name in settings for length, _ in runs}
     tokens = {}
+
+    def run(name: str, length: int, n: int) -> tuple[float, torch.Tensor]:
+        switches = settings[name]
+        model._aot = aot if name == AHEAD_OF_TIME else None
+        with setting(*switches, batch=args.batch):
+            return steps(model, length, n, scoped=switches[-1], batch=args.batch)
+
     with torch.inference_mode():
         t0 = time.perf_counter()
         for length, n in runs:  # compiles each setting for each cache shape
-            for switches in SETTINGS.values():
-                with setting(*switches, batch=args.batch):
-                    steps(model, length, n, scoped=switches[-1], batch=args.batch)
+            for name in settings:
+                run(name, length, n)
         compile_s = time.perf_counter() - t0
         for _ in range(args.repeats):
             for length, n in runs:
-                for name, switches in SETTINGS.items():
-                    with setting(*switches, batch=args.batch):
-                        t, tokens[name, length] = steps(
-                            model, length, n, scoped=switches[-1], batch=args.batch
-                        )
+                for name in settings:
+                    t, tokens[name, length] = run(name, length, n)
                     times[name, length].append(t)
-    names = list(SETTINGS)
+    names = list(settings)
     base = names[0]
     rows = [
         "| L | n | " + " | ".join(f"{name} ms / step" for name in names) + " | "
@@ -142,9 +151,11 @@ def main() -> None:
         f"on column slabs, {max(2, args.batch)}: inductor's row-dot loops) and "
         "`dialect.nn.blocks.ONE_QUERY_ATTENTION` "
         "(SDPA's flash kernel, or two fused reductions) and `dialect.nn.linear.STORE_ROWDOT_INPUT` "
-        "(the row-dot's input written once, or its producer recomputed in the loop); the last setting "
+        "(the row-dot's input written once, or its producer recomputed in the loop); 'guards skipped' "
         "runs its steps inside `DecoderLM.decoding_steps`, as `generate` does (dynamo's guards skipped "
-        "after the first step). 'same tokens': "
+        "after the first step); 'built ahead of time': the same switches, the step exported and built "
+        "by AOTInductor into a library run without dynamo or inductor's Python wrapper "
+        "(`compile_decoding(ahead_of_time=True)`, `dialect.lm.aot`). 'same tokens': "
         f"every setting decoded the same greedy tokens. 1-minute load average at the start: {load:.1f}.\n"
     )
     rows_note = "" if args.batch == 1 else f", batch {args.batch}"
