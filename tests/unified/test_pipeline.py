@@ -253,6 +253,21 @@ def test_ask_builds_its_prompt_in_the_order_the_lm_was_trained_on(folder, questi
         assert role == "user" and [type(part) for part in content] == want
 
 
+def test_ahead_of_time_decoding_gives_the_same_captions_and_codes(folder):
+    """`Dialect.compile_decoding(ahead_of_time=True)`: Tar's and AR-DTok's steps run the libraries
+    AOTInductor built (AR-DTok's with its per-token condition), with the eager tokens."""
+    d = Dialect.from_pretrained(folder)
+    images = torch.zeros(2, 3, 16, 16)
+    eager = d.caption(images), d.generate(["a red ball"], n=2, scale=1, seed=0, decoder="ar")
+    d.compile_decoding(ahead_of_time=True)
+    built = d.caption(images), d.generate(["a red ball"], n=2, scale=1, seed=0, decoder="ar")
+    assert built[0] == eager[0] and torch.equal(built[1], eager[1])
+    for lm in (d.tar.lm, d.decoders["ar"].lm):
+        assert lm._aot.failed is None and lm._aot._libraries  # the steps ran the built libraries
+    d.compile_decoding(False)
+    assert d.tar.lm._aot is None and d.decoders["ar"].lm._aot is None
+
+
 def test_compiled_decoding_gives_the_same_captions_codes_and_scores(folder, tmp_path, monkeypatch):
     """`Dialect.compile_decoding` (and `dialect eval --compile`) compiles Tar's and AR-DTok's decoding
     steps; captions, codes and images, and a benchmark's results, equal the eager ones."""

@@ -67,4 +67,9 @@ def test_serve_compile_serves_a_model_with_compiled_decoding(monkeypatch):
     monkeypatch.setattr(app, "launch", lambda demo, host, port: served.update(port=port))
     assert main(["serve", "--compile", "--port", "7861"]) == 0
     assert served["port"] == 7861 and served["model"].tar.lm._step is not None
+    assert served["model"].tar.lm._aot is None
+    served["model"].compile_decoding(False)
+    served.clear()
+    assert main(["serve", "--ahead-of-time"]) == 0  # implies --compile
+    assert served["model"].tar.lm._step is not None and served["model"].tar.lm._aot is not None
     served["model"].compile_decoding(False)

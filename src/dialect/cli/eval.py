@@ -68,6 +68,11 @@ def add_parser(sub) -> None:
         help="decode through compiled one-token steps (Dialect.compile_decoding): seconds to compile "
         "each batch shape once, then faster text and code decoding; the same tokens",
     )  # fmt: skip
+    p.add_argument(
+        "--ahead-of-time", action="store_true",
+        help="--compile, with the steps built ahead of time by AOTInductor: a C++ build per LM and "
+        "batch size (~10-30 s) serves every length, and steps run without Python around the kernels",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 
@@ -117,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
         from dialect.eval.fid import load_feature_network
 
         network = load_feature_network(args.inception_weights)
-    model = Dialect.from_pretrained(args.model).compile_decoding(args.compile)
+    model = Dialect.from_pretrained(args.model).compile_decoding(
+        args.compile or args.ahead_of_time, ahead_of_time=args.ahead_of_time
+    )
     args.decoder = model.resolve_decoder(args.decoder)  # named in the results, whichever was picked
     kw = {k: v for k, v in (("seed", args.seed), ("split", args.split)) if v is not None}
     examples = {}

@@ -26,6 +26,11 @@ def add_parser(sub) -> None:
         help="decode through compiled one-token steps (Dialect.compile_decoding): the first request "
         "of each batch shape compiles (seconds), later ones decode faster",
     )  # fmt: skip
+    p.add_argument(
+        "--ahead-of-time", action="store_true",
+        help="--compile, with the steps built ahead of time by AOTInductor: a C++ build per LM and "
+        "batch size (~10-30 s) serves every length, and steps run without Python around the kernels",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -46,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
     app = load_app()  # before the model: a missing Gradio should not cost a model load
     from dialect.unified.pipeline import Dialect
 
-    demo = app.build_demo(Dialect.from_pretrained(args.model).compile_decoding(args.compile))
+    demo = app.build_demo(
+        Dialect.from_pretrained(args.model).compile_decoding(
+            args.compile or args.ahead_of_time, ahead_of_time=args.ahead_of_time
+        )
+    )
     print(f"dialect serve: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     app.launch(demo, host=args.host, port=args.port)
     return 0

@@ -25,9 +25,10 @@ the prefix (and any given ids) in one forward into preallocated per-layer
 :class:`~dialect.nn.blocks.KVCache`s, then feeds one token per step; classifier-free guidance runs
 the conditional and unconditional rows as one batch of 2B. After :meth:`DecoderLM.compile_decoding`
 the caches are fixed-shape :class:`~dialect.nn.blocks.StaticKVCache`s and each one-token step is
-one `torch.compile`d graph: on this 2-core CPU 1.1-1.3x the eager step (`BENCHMARKS.md`). Fixed
-shapes are also what CUDA graphs need (`compile_decoding(mode="reduce-overhead")`); untested here,
-no GPU was available.
+one `torch.compile`d graph: on this 2-core CPU 1.1-1.3x the eager step (`BENCHMARKS.md`);
+`compile_decoding(ahead_of_time=True)` builds that graph with AOTInductor instead and calls it
+without Python around its kernels (`dialect.lm.aot`). Fixed shapes are also what CUDA graphs need
+(`compile_decoding(mode="reduce-overhead")`); untested here, no GPU was available.
 """
 
 from __future__ import annotations
