@@ -96,12 +96,13 @@ class Dialect:
     def compile_decoding(self, enabled: bool = True, ahead_of_time: bool = False) -> Dialect:
         """Decode through compiled one-token steps (`DecoderLM.compile_decoding`): Tar's LM and
         AR-DTok's. Every (batch, cache capacity) compiles once, in seconds; after that, on the
-        shipped model, AR-DTok's `generate` ran 2.60-4.07x and `caption` 1.91-2.26x faster at batch
-        1 over two runs, with the same tokens (`benchmarks/bench_latency.py`, BENCHMARKS.md). So it
+        shipped model, AR-DTok's `generate` ran 2.60-4.43x and `caption` 1.77-2.26x faster at batch
+        1 over three runs, with the same tokens (`benchmarks/bench_latency.py`, BENCHMARKS.md). So it
         pays for a server or a benchmark run, not a single call. `ahead_of_time`: the steps built
-        by AOTInductor instead (`dialect.lm.aot`: one C++ build per LM and batch size, for every
-        capacity; no Python around the kernels). A Hugging Face backbone (`model.hf_lm`) keeps its
-        eager decoding."""
+        by AOTInductor instead (`dialect.lm.aot`: one C++ build per LM and batch size, 10-30 s, for
+        every capacity; no Python around the kernels): AR-DTok's `generate` 1.21-1.60x and
+        `caption` 1.39x faster again at batch 1 (one run). A Hugging Face backbone (`model.hf_lm`)
+        keeps its eager decoding."""
         lms = [getattr(self.tar, "lm", None)] + [getattr(d, "lm", None) for d in self.decoders.values()]
         for lm in lms:
             if hasattr(lm, "compile_decoding"):
