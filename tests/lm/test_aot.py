@@ -94,3 +94,34 @@ def test_a_failed_build_warns_and_decodes_through_the_compiled_step(monkeypatch)
         assert torch.equal(_decode(model, ids, bias, 8), eager)
     assert model._aot.failed.startswith("RuntimeError")
     assert torch.equal(_decode(model, ids, bias, 8), eager)  # no second attempt, no warning
+
+
+def test_fp32_steps_read_the_models_weights_in_place_and_half_steps_their_own_copy():
+    """A one-row fp32 step reads the parameters themselves (user-managed constants): a weight
+    changed in place between two steps, with no `refresh`, changes the next step's logits as it
+    changes the eager ones. Under half inference the library carries copies of the fp16 weights
+    (built in) and decodes half inference's eager tokens."""
+    model = _model(token_shift=False)
+    ids, bias = torch.randint(0, 37, (1, 4)), torch.randn(1, 40, 32)
+    model.compile_decoding(ahead_of_time=True)
+    with torch.inference_mode():
+        caches = model.new_caches(1, 8)
+        model(ids, caches=caches, token_bias=bias[:, :4])
+        one = ids[:, :1]
+        model(one, caches=caches, start=4, token_bias=bias[:, 4:5])  # builds the library
+        with torch.no_grad():
+            model.head.weight.mul_(-1)
+        stepped = model(one, caches=caches, start=5, token_bias=bias[:, 5:6])
+    eager = copy.deepcopy(model)  # a copy's steps are its own (none built yet)
+    assert eager._aot.model is eager and not eager._aot._libraries
+    eager.compile_decoding(False)
+    with torch.inference_mode():
+        seq = torch.cat([ids, one, one], 1)
+        want = eager(seq, token_bias=bias[:, :6])[:, -1:]
+    assert torch.allclose(stepped, want, atol=1e-5)
+
+    model.compile_decoding(False).half_inference()
+    eager_half = _decode(model, ids, bias, 12)
+    model.compile_decoding(ahead_of_time=True)
+    assert torch.equal(_decode(model, ids, bias, 12), eager_half)
+    assert model._aot.failed is None and model._aot._libraries
