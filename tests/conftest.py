@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# ahead-of-time decoding steps keep their built libraries here, not in the user's cache
+os.environ["DIALECT_AOT_CACHE"] = tempfile.mkdtemp(prefix="dialect-aot-tests-")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

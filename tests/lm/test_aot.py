@@ -63,10 +63,11 @@ def test_ahead_of_time_steps_decode_the_eager_tokens_with_one_library_for_every_
     assert len(model._aot._libraries) == 1
 
 
-def test_changed_weights_rebuild_the_library():
-    """The library holds a copy of the weights: a decoding after an in-place change of a weight
-    must see the change (without `refresh` it would decode the old model's tokens)."""
-    model = _model(token_shift=False)
+def test_changed_weights_rebuild_a_library_that_carries_a_copy():
+    """Under half inference the library holds copies of the fp16 weights: a decoding after an
+    in-place change of a weight must see the change (without `refresh` it would decode the old
+    model's tokens)."""
+    model = _model(token_shift=False).half_inference()
     reference = copy.deepcopy(model)  # decodes eagerly
     ids, bias = torch.randint(0, 37, (1, 4)), torch.randn(1, 40, 32)
     model.compile_decoding(ahead_of_time=True)
@@ -80,7 +81,30 @@ def test_changed_weights_rebuild_the_library():
     assert torch.equal(_decode(model, ids, bias, 12), after)
 
 
-def test_a_failed_build_warns_and_decodes_through_the_compiled_step(monkeypatch):
+def test_a_library_built_without_weights_is_reused_from_the_cache_by_another_model(monkeypatch, tmp_path):
+    """A one-row fp32 library carries no weights, so another process (here: another model of the
+    same configuration, other weights) loads it from the cache folder instead of building, and
+    decodes its own weights' tokens."""
+    monkeypatch.setenv("DIALECT_AOT_CACHE", str(tmp_path))
+    ids, bias = torch.randint(0, 37, (1, 4)), torch.randn(1, 40, 32)
+    first = _model(token_shift=False).compile_decoding(ahead_of_time=True)
+    _decode(first, ids, bias, 6)
+    assert len(list(tmp_path.glob("*.pt2"))) == 1
+    torch.manual_seed(1)
+    second = _model(token_shift=False)
+    eager = _decode(second, ids, bias, 6)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built again instead of loading the cached library")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_build)
+    second.compile_decoding(ahead_of_time=True)
+    assert torch.equal(_decode(second, ids, bias, 6), eager)
+    assert second._aot.failed is None and second._aot._libraries
+
+
+def test_a_failed_build_warns_and_decodes_through_the_compiled_step(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIALECT_AOT_CACHE", str(tmp_path))  # nothing cached: it must build
     model = _model(token_shift=False)
     ids, bias = torch.randint(0, 37, (1, 4)), torch.randn(1, 40, 32)
     eager = _decode(model, ids, bias, 8)
