@@ -14,15 +14,6 @@ from dialect.nn.blocks import StaticKVCache
 GREEDY = SamplingConfig(temperature=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread avoids thread hand-off costs that dominate on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(**overrides) -> DecoderLM:
     cfg = {"vocab_size": 37, "dim": 32, "depth": 2, "heads": 4, "max_len": 64, "prefix_dim": 12}
     cfg.update(overrides)
