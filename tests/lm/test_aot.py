@@ -147,3 +147,23 @@ def test_fp32_steps_read_the_models_weights_in_place_and_half_steps_their_own_co
     model.compile_decoding(ahead_of_time=True)
     assert torch.equal(_decode(model, ids, bias, 12), eager_half)
     assert model._aot.failed is None and model._aot._libraries
+
+
+def test_a_step_reads_only_the_written_cache_positions():
+    """Exported one-token steps attend over the positions written so far, not the whole capacity
+    (`dialect.nn.blocks.ATTEND_WRITTEN_ONLY`): NaN in the unwritten part of the caches, which a
+    masked read of the whole buffer would carry into the weighted sum, leaves the logits equal to
+    a full forward's."""
+    model = _model(token_shift=False)
+    ids, bias = torch.randint(0, 37, (1, 6)), torch.randn(1, 40, 32)
+    model.compile_decoding(ahead_of_time=True)
+    with torch.inference_mode():
+        want = model(ids, token_bias=bias[:, :6])[:, -1:]
+        caches = model.new_caches(1, 16)
+        model(ids[:, :5], caches=caches, token_bias=bias[:, :5])
+        for cache in caches:
+            cache.k[:, :, 6:] = float("nan")
+            cache.v[:, :, 6:] = float("nan")
+        got = model(ids[:, 5:], caches=caches, start=5, token_bias=bias[:, 5:6])
+    assert model._aot._libraries
+    assert torch.allclose(got, want, atol=1e-5)
