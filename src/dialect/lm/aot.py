@@ -136,7 +136,8 @@ class AotDecodingSteps:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self._libraries: dict[tuple, torch._C._aoti.AOTIModelPackageLoader] = {}
+        # input key -> (library, the tensors it was handed: kept alive while it may read them)
+        self._libraries: dict[tuple, tuple[torch._C._aoti.AOTIModelPackageLoader, dict]] = {}
         self._state: tuple | None = None
         self.failed: str | None = None  # why a build failed: the model keeps the other step
         self._building = threading.Lock()
@@ -185,7 +186,7 @@ class AotDecodingSteps:
             flat.append(token_bias)
         if prev is not None:
             flat.append(prev)
-        return library.boxed_run(flat)[0]
+        return library[0].boxed_run(flat)[0]
 
     def _package(self, exported: torch.export.ExportedProgram, step: nn.Module, embed: bool) -> str:
         """The path of the built package of `exported`: from the cache folder when one built
@@ -212,10 +213,10 @@ class AotDecodingSteps:
                     os.remove(tmp)
         return str(path)
 
-    def _build(self, ids, caches, token_bias, prev) -> torch._C._aoti.AOTIModelPackageLoader | None:
+    def _build(self, ids, caches, token_bias, prev) -> tuple | None:
         """Export the step on stand-ins of these inputs (fresh tensors, so neither the live caches
-        nor inference tensors enter the trace) and build its library; None (and a warning) if
-        that fails."""
+        nor inference tensors enter the trace) and build its library -> (library, the tensors it
+        reads by pointer); None (and a warning) if that fails."""
         depth = len(caches)
         with torch.inference_mode(False), torch.no_grad():
             k, v = caches[0].k, caches[0].v
@@ -249,12 +250,13 @@ class AotDecodingSteps:
                         raise
                     os.remove(path)
                     library = torch._inductor.aoti_load_package(self._package(exported, step, embed))
-                if not embed:
+                weights = {}
+                if not embed:  # the library keeps pointers, not references: kept beside it
                     named = dict(step.named_parameters(remove_duplicate=False))
                     named |= dict(step.named_buffers(remove_duplicate=False))
                     weights = {name: named[name] for name in library.get_constant_fqns()}
                     library.load_constants(weights, check_full_update=True, user_managed=True)
-                return library.loader
+                return library.loader, weights
             except Exception as error:  # noqa: BLE001 - any failure leaves the model on the other step
                 self.failed = f"{type(error).__name__}: {error}"
                 warnings.warn(
