@@ -280,15 +280,18 @@ def main() -> None:
     compile_seconds = {}
     tail, long = [], []
 
+    def bounds(rate: float, positions: float, bandwidth: float, local_bw: float) -> str:
+        """A path's tokens/s against the strict, the row's and the same-bytes bound (table cells)."""
+        read = rate * step_bytes(model, positions)  # bytes/s
+        return f"| {read / probe.best:.0%} | {read / bandwidth:.0%} | {read / local_bw:.0%} "
+
     def row(r: dict[str, float], bandwidth: float, local_bw: float, positions: float, same: bool) -> str:
         best = probe.best  # the bound: the highest bandwidth seen in the whole run
         bound = best / step_bytes(model, positions)
         return (
             f"| {r['cached']:.1f} | {r['compiled']:.1f} | {bandwidth / 1e9:.1f} | {bound:.0f} "
-            f"| {r['cached'] / bound:.0%} | {r['compiled'] / bound:.0%} "
-            f"| {r['compiled'] * step_bytes(model, positions) / bandwidth:.0%} "
-            f"| {r['compiled'] * step_bytes(model, positions) / local_bw:.0%} "
-            f"| {r['cached'] * weight_bytes / best:.0%} "
+            f"| {r['cached'] / bound:.0%} " + bounds(r["compiled"], positions, bandwidth, local_bw)
+            + f"| {r['cached'] * weight_bytes / best:.0%} "
             f"| {r['ours']:.1f} | {r['ours_compiled']:.1f} | {r['hf']:.1f} "
             f"| {r['ours'] / r['hf']:.2f}x | {r['ours_compiled'] / r['hf']:.2f}x "
             f"| {'yes' if same else 'NO'} |"
@@ -351,9 +354,15 @@ def main() -> None:
         "| ours half / HF fp32 | ours half / HF bf16 | half tokens = fp32 |",
         "|---" * 12 + "|",
     ]
-    runs = [(f"L={length}, n={n}", r, length - n / 2, agree) for length, n, r, *_, agree in tail]
-    runs += [(f"{n} new after {LONG_PROMPT}", r, LONG_PROMPT + n / 2, agree) for n, r, *_, agree in long]
-    for label, r, positions, agree in runs:
+    # every timed row of the first two tables: (label, rates, bandwidths, mean cached positions, agree)
+    runs = [
+        (f"L={length}, n={n}", r, bw, lbw, length - n / 2, agree) for length, n, r, bw, lbw, _, agree in tail
+    ]
+    runs += [
+        (f"{n} new after {LONG_PROMPT}", r, bw, lbw, LONG_PROMPT + n / 2, agree)
+        for n, r, bw, lbw, _, agree in long
+    ]
+    for label, r, _, _, positions, agree in runs:
         bound = probe.best / step_bytes(model, positions, half=True)
         half_rows.append(
             f"| {label} | {r['half_compiled']:.1f} | {bound:.0f} | {r['half_compiled'] / bound:.0%} "
@@ -368,14 +377,12 @@ def main() -> None:
         "| ours ahead-of-time / HF |",
         "|---" * 11 + "|",
     ]
-    runs = [(f"L={length}, n={n}", r, bw, lbw, length - n / 2) for length, n, r, bw, lbw, *_ in tail]
-    runs += [(f"{n} new after {LONG_PROMPT}", r, bw, lbw, LONG_PROMPT + n / 2) for n, r, bw, lbw, *_ in long]
-    for label, r, bw, local_bw, positions in runs:
-        read = r["aot"] * step_bytes(model, positions)  # bytes/s
+    for label, r, bw, local_bw, positions, _ in runs:
         aot_rows.append(
             f"| {label} | {r['compiled']:.1f} | {r['aot']:.1f} | {r['aot'] / r['compiled']:.2f}x "
-            f"| {read / probe.best:.0%} | {read / bw:.0%} | {read / local_bw:.0%} | {r['ours_aot']:.1f} "
-            f"| {r['ours_compiled']:.1f} | {r['hf']:.1f} | {r['ours_aot'] / r['hf']:.2f}x |"
+            + bounds(r["aot"], positions, bw, local_bw)
+            + f"| {r['ours_aot']:.1f} | {r['ours_compiled']:.1f} | {r['hf']:.1f} "
+            f"| {r['ours_aot'] / r['hf']:.2f}x |"
         )  # fmt: skip
     c = config
     linear_bytes = sum(

@@ -22,6 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
+from dialect.cli.compiled import add_compile_flags, compile_as_asked
 from dialect.core.errors import DialectError
 from dialect.core.images import save_grid
 from dialect.eval.stats import proportion
@@ -63,16 +64,9 @@ def add_parser(sub) -> None:
         default=None,
         help="fid: TorchScript FID Inception file (inception-2015-12-05.pt)",
     )
-    p.add_argument(
-        "--compile", action="store_true",
-        help="decode through compiled one-token steps (Dialect.compile_decoding): seconds to compile "
-        "each batch shape once, then faster text and code decoding; the same tokens",
-    )  # fmt: skip
-    p.add_argument(
-        "--ahead-of-time", action="store_true",
-        help="--compile, with the steps built ahead of time by AOTInductor: a C++ build per LM and "
-        "batch size (~10-30 s) serves every length, and steps run without Python around the kernels",
-    )  # fmt: skip
+    add_compile_flags(
+        p, "seconds to compile each batch shape once, then faster text and code decoding; the same tokens"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 
@@ -122,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
         from dialect.eval.fid import load_feature_network
 
         network = load_feature_network(args.inception_weights)
-    model = Dialect.from_pretrained(args.model).compile_decoding(
-        args.compile or args.ahead_of_time, ahead_of_time=args.ahead_of_time
-    )
+    model = compile_as_asked(Dialect.from_pretrained(args.model), args)
     args.decoder = model.resolve_decoder(args.decoder)  # named in the results, whichever was picked
     kw = {k: v for k, v in (("seed", args.seed), ("split", args.split)) if v is not None}
     examples = {}

@@ -1,4 +1,5 @@
-"""`dialect serve [--model PATH] [--host 127.0.0.1] [--port 7860] [--compile]`: the web demo.
+"""`dialect serve [--model PATH] [--host 127.0.0.1] [--port 7860] [--compile] [--ahead-of-time]`:
+the web demo.
 
 Loads the model (default: the one shipped inside the package) and serves the four-panel Gradio
 app of `dialect.web.app` until Ctrl-C. Gradio is optional and imported only here, so `dialect`
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from dialect.cli.compiled import add_compile_flags, compile_as_asked
 from dialect.core.errors import DialectError
 
 INSTALL_HINT = 'the web demo needs Gradio: pip install "vision-dialect[demo]"'
@@ -21,16 +23,7 @@ def add_parser(sub) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument(
-        "--compile", action="store_true",
-        help="decode through compiled one-token steps (Dialect.compile_decoding): the first request "
-        "of each batch shape compiles (seconds), later ones decode faster",
-    )  # fmt: skip
-    p.add_argument(
-        "--ahead-of-time", action="store_true",
-        help="--compile, with the steps built ahead of time by AOTInductor: a C++ build per LM and "
-        "batch size (~10-30 s) serves every length, and steps run without Python around the kernels",
-    )  # fmt: skip
+    add_compile_flags(p, "the first request of each batch shape compiles (seconds), later ones decode faster")
     p.set_defaults(func=run)
 
 
@@ -51,11 +44,7 @@ def run(args: argparse.Namespace) -> int:
     app = load_app()  # before the model: a missing Gradio should not cost a model load
     from dialect.unified.pipeline import Dialect
 
-    demo = app.build_demo(
-        Dialect.from_pretrained(args.model).compile_decoding(
-            args.compile or args.ahead_of_time, ahead_of_time=args.ahead_of_time
-        )
-    )
+    demo = app.build_demo(compile_as_asked(Dialect.from_pretrained(args.model), args))
     print(f"dialect serve: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     app.launch(demo, host=args.host, port=args.port)
     return 0

@@ -16,11 +16,12 @@ samples in the kernels, 22% in OpenMP waiting at the barriers of the step's one 
 (29 parallel loops, 37 single-thread sections), 3% in Python.
 
 One library per (batch, dtypes, token bias, token shift): the cache capacity is a dynamic
-dimension of the export, so every capacity shares it, and attention reads the positions written
-so far, not the whole capacity (`dialect.nn.blocks.ATTEND_WRITTEN_ONLY`: 1.24-1.26x less time per
-step over a 1,024-token generation) (a `torch.compile`d step compiles each
-capacity anew). Building one takes longer than a `torch.compile` trace (a C++ compile: 17-19 s for
-the 21M-parameter Llama here, 12-14 s for the tests' micro models), once per process.
+dimension of the export, so every capacity shares it (a `torch.compile`d step compiles each
+capacity anew), and attention reads the positions written so far, not the whole capacity
+(`dialect.nn.blocks.ATTEND_WRITTEN_ONLY`: 1.24-1.26x less time per step over a 1,024-token
+generation). Building one takes longer than a `torch.compile` trace (a C++ compile: 17-19 s for
+the 21M-parameter Llama here, 12-14 s for the tests' micro models), once per process (once per
+machine for the libraries kept in the cache folder, below).
 
 Weights: a step of one or two rows in fp32 (the row-dot products) reads only the model's parameters
 and buffers, which the library is handed by name and reads in place (user-managed constants: no
@@ -188,30 +189,32 @@ class AotDecodingSteps:
             flat.append(prev)
         return library[0].boxed_run(flat)[0]
 
-    def _package(self, exported: torch.export.ExportedProgram, step: nn.Module, embed: bool) -> str:
-        """The path of the built package of `exported`: from the cache folder when one built
-        there matches (weightless builds only), else built now (and stored there)."""
+    def _load(self, exported: torch.export.ExportedProgram, step: nn.Module, embed: bool):
+        """The built and loaded library of `exported`: from the cache folder when a package built
+        there matches (weightless builds only; one that does not load is built anew), else built
+        now (and stored there)."""
+        configs = {"aot_inductor.package_constants_in_so": embed}
         folder = None if embed else cache_dir()
         if folder is None:
-            return torch._inductor.aoti_compile_and_package(
-                exported, inductor_configs={"aot_inductor.package_constants_in_so": embed}
+            return torch._inductor.aoti_load_package(
+                torch._inductor.aoti_compile_and_package(exported, inductor_configs=configs)
             )
         path = folder / f"{_cache_key(exported, step)}.pt2"
-        if not path.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".pt2", dir=folder)  # then renamed: readers never see half
-            os.close(fd)
+        if path.is_file():
             try:
-                torch._inductor.aoti_compile_and_package(
-                    exported,
-                    package_path=tmp,
-                    inductor_configs={"aot_inductor.package_constants_in_so": False},
-                )
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        return str(path)
+                return torch._inductor.aoti_load_package(str(path))
+            except Exception:  # noqa: BLE001 - a cached package that does not load: built anew
+                path.unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".pt2", dir=folder)  # then renamed: readers never see half
+        os.close(fd)
+        try:
+            torch._inductor.aoti_compile_and_package(exported, package_path=tmp, inductor_configs=configs)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return torch._inductor.aoti_load_package(str(path))
 
     def _build(self, ids, caches, token_bias, prev) -> tuple | None:
         """Export the step on stand-ins of these inputs (fresh tensors, so neither the live caches
@@ -242,14 +245,7 @@ class AotDecodingSteps:
                 # model's own tensors; tensors lifted from plain attributes (half copies, slabs) have
                 # no name to hand them over by, so those builds carry a copy of every weight
                 embed = bool(exported.constants)
-                path = self._package(exported, step, embed)
-                try:
-                    library = torch._inductor.aoti_load_package(path)
-                except Exception:  # noqa: BLE001 - a cached package that does not load: build anew
-                    if embed or cache_dir() is None:
-                        raise
-                    os.remove(path)
-                    library = torch._inductor.aoti_load_package(self._package(exported, step, embed))
+                library = self._load(exported, step, embed)
                 weights = {}
                 if not embed:  # the library keeps pointers, not references: kept beside it
                     named = dict(step.named_parameters(remove_duplicate=False))
